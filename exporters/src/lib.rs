@@ -1,0 +1,5 @@
+//! Teletrace exporters.
+
+/// Call from a distribution binary to make sure this crate, and so every component it
+/// registers, is linked.
+pub fn link() {}
