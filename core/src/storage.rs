@@ -1,6 +1,214 @@
-//! The read side of exporters that store spans (SQLite, Elasticsearch): what the query
-//! extension reads through.
+//! The read side of exporters that store spans (SQLite, Elasticsearch): the model the
+//! query extension speaks to storage in, and the [`TraceReader`] trait.
+//!
+//! Tag names follow the Teletrace v1 API: `span.<field>` (`span.name`, `span.kind`,
+//! `span.status.code`, `span.traceId`, ...), `span.attributes.<key>`,
+//! `resource.attributes.<key>`, `scope.<field>` (`scope.name`, `scope.version`),
+//! `scope.attributes.<key>`, `span.events.<field>` / `span.events.attributes.<key>`,
+//! and `externalFields.durationNano`.
+
+use async_trait::async_trait;
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// An error from a storage reader.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StorageError {
+    /// The request cannot be answered as asked (unknown operator for a value type, bad
+    /// page token). The query API answers 400 with this message.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The backend failed. The query API answers 500.
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// A time range in nanoseconds since the Unix epoch, inclusive at both ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Timeframe {
+    /// Start, in ns.
+    pub start_ns: u64,
+    /// End, in ns (the query API turns the v1 API's `0 = now` into the current time).
+    pub end_ns: u64,
+}
+
+/// A filter operator of the Teletrace v1 API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operator {
+    /// Equal to the value.
+    Equals,
+    /// Not equal (spans without the key do not match).
+    NotEquals,
+    /// Equal to one of a list of values.
+    In,
+    /// Equal to none of a list of values.
+    NotIn,
+    /// String contains the value.
+    Contains,
+    /// String does not contain the value.
+    NotContains,
+    /// The key is present.
+    Exists,
+    /// The key is absent.
+    NotExists,
+    /// Greater than.
+    Gt,
+    /// Greater or equal.
+    Gte,
+    /// Less than.
+    Lt,
+    /// Less or equal.
+    Lte,
+}
+
+/// One `keyValueFilter`: `key` is a tag name, `value` a JSON scalar or (for `in`,
+/// `not_in`) an array; ignored for `exists`/`not_exists`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyValueFilter {
+    /// Tag name, e.g. `span.attributes.http.route`.
+    pub key: String,
+    /// Operator.
+    pub operator: Operator,
+    /// Value to compare with.
+    #[serde(default)]
+    pub value: serde_json::Value,
+}
+
+/// What a search can sort by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SortField {
+    /// `span.startTimeUnixNano`.
+    #[serde(rename = "span.startTimeUnixNano")]
+    StartTime,
+    /// `externalFields.durationNano`.
+    #[serde(rename = "externalFields.durationNano")]
+    Duration,
+}
+
+/// A sort order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    /// Field.
+    pub field: SortField,
+    /// Ascending when true.
+    pub ascending: bool,
+}
+
+/// A span search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRequest {
+    /// Spans whose start time lies in this range.
+    pub timeframe: Timeframe,
+    /// All must match.
+    pub filters: Vec<KeyValueFilter>,
+    /// Sort order; default start time descending. Ties are broken by span ID so paging
+    /// is stable.
+    pub sort: Vec<Sort>,
+    /// Opaque token from a previous response, to get the next page.
+    pub next_token: Option<String>,
+    /// Page size.
+    pub limit: usize,
+}
+
+/// A stored span with its resource and scope, as read back.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StoredSpan {
+    /// The span's resource.
+    pub resource: Resource,
+    /// The span's instrumentation scope.
+    pub scope: InstrumentationScope,
+    /// The span (with events and links).
+    pub span: Span,
+    /// End minus start, in ns.
+    pub duration_ns: u64,
+    /// When the store received it, in ns since the epoch.
+    pub ingestion_time_ns: u64,
+}
+
+/// One page of search results.
+#[derive(Debug, Clone, Default)]
+pub struct SearchResponse {
+    /// Matching spans, in the requested order.
+    pub spans: Vec<StoredSpan>,
+    /// Token for the next page, or `None` when this was the last.
+    pub next_token: Option<String>,
+}
+
+/// A tag name and its value type (`string`, `int64`, `double`, `bool`, ...; see the
+/// reader's documentation for the exact names).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TagInfo {
+    /// Tag name, e.g. `span.attributes.http.route`.
+    pub name: String,
+    /// Value type.
+    #[serde(rename = "type")]
+    pub value_type: String,
+}
+
+/// One value of a tag and how many spans carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TagValueCount {
+    /// The value (JSON string, number or bool).
+    pub value: serde_json::Value,
+    /// Number of matching spans with that value.
+    pub count: u64,
+}
+
+/// A statistic over a numeric tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Statistic {
+    /// Minimum.
+    Min,
+    /// Maximum.
+    Max,
+    /// Mean.
+    Avg,
+    /// Median.
+    P50,
+    /// 75th percentile.
+    P75,
+    /// 90th percentile.
+    P90,
+    /// 95th percentile.
+    P95,
+    /// 99th percentile.
+    P99,
+}
 
 /// Reads back what a storing exporter wrote. The query extension finds it through
 /// [`crate::Exporter::reader`].
-pub trait TraceReader: Send + Sync {}
+#[async_trait]
+pub trait TraceReader: Send + Sync {
+    /// Searches spans.
+    async fn search(&self, request: &SearchRequest) -> Result<SearchResponse, StorageError>;
+
+    /// Every span of a trace (however many), ordered by start time. Empty when unknown.
+    async fn get_trace(&self, trace_id: &[u8; 16]) -> Result<Vec<StoredSpan>, StorageError>;
+
+    /// Every tag name known to the store, with its type.
+    async fn tags(&self) -> Result<Vec<TagInfo>, StorageError>;
+
+    /// The values of `tag` among spans matching `filters` in `timeframe`, with counts,
+    /// most frequent first.
+    async fn tag_values(
+        &self,
+        tag: &str,
+        timeframe: Timeframe,
+        filters: &[KeyValueFilter],
+    ) -> Result<Vec<TagValueCount>, StorageError>;
+
+    /// Statistics over the numeric values of `tag` among matching spans. A statistic
+    /// with no value (no matching span) is left out.
+    async fn tag_statistics(
+        &self,
+        tag: &str,
+        timeframe: Timeframe,
+        filters: &[KeyValueFilter],
+        statistics: &[Statistic],
+    ) -> Result<BTreeMap<Statistic, f64>, StorageError>;
+}
