@@ -162,6 +162,12 @@ pub trait Lifecycle: Send + Sync {
     async fn shutdown(&self) -> Result<(), ComponentError> {
         Ok(())
     }
+
+    /// The sockets the component listens on once started, each with a short label
+    /// (`grpc`, `http`). Lets tests use port 0 and lets the service log where it listens.
+    fn listening(&self) -> Vec<(&'static str, std::net::SocketAddr)> {
+        Vec::new()
+    }
 }
 
 /// A receiver: takes spans from outside and hands them to its pipelines' consumer.

@@ -189,6 +189,28 @@ impl Service {
         &self.metrics
     }
 
+    /// Every socket the started components listen on: component ID, label, address.
+    pub fn listening(&self) -> Vec<(String, &'static str, SocketAddr)> {
+        let mut out = Vec::new();
+        for (kind, id, component) in &self.started {
+            for (label, address) in component.listening() {
+                out.push((format!("{}::{id}", kind.section()), label, address));
+            }
+        }
+        if let Some(address) = self.metrics_bound {
+            out.push(("service::telemetry::metrics".to_string(), "metrics", address));
+        }
+        out
+    }
+
+    /// The address `id`'s component listens on for `label` (e.g. `("receivers::otlp", "grpc")`).
+    pub fn address_of(&self, component: &str, label: &str) -> Option<SocketAddr> {
+        self.listening()
+            .into_iter()
+            .find(|(c, l, _)| c == component && *l == label)
+            .map(|(_, _, a)| a)
+    }
+
     /// Where the metrics endpoint listens, once started (when enabled).
     pub fn metrics_address(&self) -> Option<SocketAddr> {
         self.metrics_bound
@@ -227,6 +249,9 @@ impl Service {
                 return Err(error);
             }
             self.started.push((kind, id, component));
+        }
+        for (component, label, address) in self.listening() {
+            tracing::info!(%component, protocol = label, %address, "listening");
         }
         tracing::info!(
             receivers = self.receivers.len(),

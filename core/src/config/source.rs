@@ -132,8 +132,11 @@ pub fn apply_set(root: &mut Value, assignment: &str) -> Result<(), ConfigError> 
     if parts.iter().any(|p| p.trim().is_empty()) {
         return Err(ConfigError::new("", format!("--set {assignment:?}: empty key part")));
     }
-    let value: Value = serde_yaml::from_str(raw_value)
-        .unwrap_or_else(|_| Value::String(raw_value.to_string()));
+    let value: Value = if raw_value.trim().is_empty() {
+        Value::String(raw_value.to_string())
+    } else {
+        serde_yaml::from_str(raw_value).unwrap_or_else(|_| Value::String(raw_value.to_string()))
+    };
     let mut overlay = value;
     for part in parts.iter().rev() {
         let mut map = Mapping::new();
