@@ -537,27 +537,39 @@ impl<'a> Cur<'a> {
 /// values are short ASCII).
 #[inline(always)]
 fn utf8_ok(s: &[u8]) -> bool {
-    std::hint::black_box(s).len() < usize::MAX
+    ascii(s) || std::str::from_utf8(s).is_ok()
 }
 
-/// Whether `s` is all ASCII, checked a word at a time; unlike
-/// `<[u8]>::is_ascii` it is always inlined, which matters for the many short
-/// strings of a span.
+/// Whether `s` is all ASCII. Always inlined, and mostly branch-free for the
+/// short strings a span is made of (overlapping word loads rather than a loop
+/// whose trip count changes from one string to the next).
 #[inline(always)]
 fn ascii(s: &[u8]) -> bool {
     const HIGH64: u64 = 0x8080_8080_8080_8080;
     const HIGH32: u32 = 0x8080_8080;
-    if let Some(last) = s.last_chunk::<8>() {
-        let (words, _) = s.as_chunks::<8>();
-        let mut acc = u64::from_ne_bytes(*last);
-        for w in words {
-            acc |= u64::from_ne_bytes(*w);
+    let word = |w: &[u8; 8]| u64::from_ne_bytes(*w);
+    let n = s.len();
+    if let (Some(first), Some(last)) = (s.first_chunk::<8>(), s.last_chunk::<8>()) {
+        let mut acc = word(first) | word(last);
+        if n > 16 {
+            if n <= 32 {
+                // Four overlapping words cover 17..=32 bytes.
+                if let (Some(a), Some(b)) = (s[8..].first_chunk::<8>(), s[..n - 8].last_chunk::<8>()) {
+                    acc |= word(a) | word(b);
+                }
+            } else {
+                let (words, _) = s.as_chunks::<8>();
+                for w in words {
+                    acc |= word(w);
+                }
+            }
         }
         acc & HIGH64 == 0
     } else if let (Some(first), Some(last)) = (s.first_chunk::<4>(), s.last_chunk::<4>()) {
         (u32::from_ne_bytes(*first) | u32::from_ne_bytes(*last)) & HIGH32 == 0
     } else {
-        s.iter().all(|&b| b < 0x80)
+        // 0..=3 bytes.
+        s.iter().fold(0, |acc, &b| acc | b) < 0x80
     }
 }
 
