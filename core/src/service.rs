@@ -18,6 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// A started component, remembered for shutdown.
+type Started = (Kind, ComponentId, Arc<dyn Lifecycle>);
+
 /// A built service: every component constructed, nothing started.
 pub struct Service {
     receivers: Vec<(ComponentId, Arc<dyn Receiver>)>,
@@ -29,7 +32,7 @@ pub struct Service {
     metrics: Metrics,
     metrics_address: Option<String>,
     metrics_stop: CancellationToken,
-    started: Vec<(Kind, ComponentId, Arc<dyn Lifecycle>)>,
+    started: Vec<Started>,
     metrics_bound: Option<SocketAddr>,
 }
 
@@ -226,7 +229,7 @@ impl Service {
                 .map_err(|e| ComponentError::new(format!("service::telemetry::metrics: cannot listen on {address}: {e}")))?;
             self.metrics_bound = Some(bound);
         }
-        let mut order: Vec<(Kind, ComponentId, Arc<dyn Lifecycle>)> = Vec::new();
+        let mut order: Vec<Started> = Vec::new();
         for (id, x) in &self.extensions {
             order.push((Kind::Extension, id.clone(), x.clone() as Arc<dyn Lifecycle>));
         }

@@ -1,7 +1,7 @@
 //! Real OpenTelemetry clients for the tests: the `opentelemetry-otlp` crate's span
 //! exporters over gRPC and HTTP/protobuf, driven through an SDK tracer provider.
 
-use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer, TracerProvider as _};
+use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;

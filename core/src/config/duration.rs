@@ -63,7 +63,7 @@ pub fn format(d: Duration) -> String {
         return "0s".into();
     }
     for (unit, per) in [("h", 3_600_000_000_000u128), ("m", 60_000_000_000), ("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000)] {
-        if nanos % per == 0 {
+        if nanos.is_multiple_of(per) {
             return format!("{}{}", nanos / per, unit);
         }
     }

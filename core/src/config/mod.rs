@@ -292,6 +292,9 @@ pub fn resolve(raw: &Value) -> Result<ResolvedConfig, ConfigErrors> {
 
     // Every configured component: parse its ID and config.
     let mut configured: BTreeMap<(Kind, ComponentId), ResolvedComponent> = BTreeMap::new();
+    // Components present in the config whose own config failed: references to them are
+    // not reported again as "not configured".
+    let mut failed: BTreeSet<(Kind, ComponentId)> = BTreeSet::new();
     for kind in Kind::ALL {
         let section = kind.section();
         let entries = match root.get(section) {
@@ -313,6 +316,7 @@ pub fn resolve(raw: &Value) -> Result<ResolvedConfig, ConfigErrors> {
                 }
             };
             let Some(registration) = registry::find(kind, id.type_name()) else {
+                failed.insert((kind, id.clone()));
                 errors.push(ConfigError::new(
                     path,
                     format!(
@@ -325,6 +329,7 @@ pub fn resolve(raw: &Value) -> Result<ResolvedConfig, ConfigErrors> {
             };
             if let Err(e) = registration.factory.parse_config(value) {
                 errors.push(e.under(&path));
+                failed.insert((kind, id));
                 continue;
             }
             configured.insert(
@@ -404,6 +409,9 @@ pub fn resolve(raw: &Value) -> Result<ResolvedConfig, ConfigErrors> {
                     errors.push(ConfigError::new(item_path, format!("{kind} {id:?} is listed more than once", id = id.to_string())));
                     continue;
                 }
+                if failed.contains(&(kind, id.clone())) {
+                    continue;
+                }
                 if !configured.contains_key(&(kind, id.clone())) {
                     errors.push(ConfigError::new(
                         item_path,
@@ -438,6 +446,7 @@ pub fn resolve(raw: &Value) -> Result<ResolvedConfig, ConfigErrors> {
         let path = "service::extensions";
         match ComponentId::parse(text) {
             Err(e) => errors.push(ConfigError::new(path, e)),
+            Ok(id) if failed.contains(&(Kind::Extension, id.clone())) => {}
             Ok(id) if !configured.contains_key(&(Kind::Extension, id.clone())) => errors.push(
                 ConfigError::new(path, format!("extension \"{id}\" is not configured; add it under extensions")),
             ),

@@ -15,17 +15,23 @@
 //!   `parent_span_id` is empty or 8 bytes (the lengths the OpenTelemetry
 //!   Collector accepts; all-zero IDs are not rejected, and a field that is
 //!   absent altogether is not checked);
-//! * that messages nest at most [`MAX_DEPTH`] deep (counting the request
-//!   itself as depth 1), so hostile `AnyValue` nesting cannot exhaust the stack.
+//! * that messages nest at most 64 deep (counting the request itself as
+//!   depth 1), so hostile `AnyValue` nesting cannot exhaust the stack.
+//!
+//! The schema is the one `opentelemetry-proto` 0.33 decodes with prost,
+//! including the fields prost knows that older `.proto` files lack
+//! (`Resource.entity_refs`, `KeyValue.key_strindex`,
+//! `AnyValue.string_value_strindex`): skipping those as unknown would accept
+//! bytes that prost then rejects.
 //!
 //! Everything the scanner accepts is also accepted by `prost` decoding into
 //! the `opentelemetry-proto` types (the scanner is stricter in places: groups,
 //! ID lengths, nesting depth), and the returned span count equals the number of
 //! spans such a decode produces.
 //!
-//! The success path does not allocate. When a problem is found, the bytes are
-//! walked a second time with path recording switched on to describe where the
-//! problem is (see [`WireError::path`]).
+//! The success path does not allocate: faults are zero-sized on the hot path.
+//! When a problem is found, the bytes are walked a second time with path
+//! recording switched on to say what and where (see [`WireError`]).
 
 use std::fmt;
 
@@ -85,7 +91,7 @@ pub fn scan_resource_spans(buf: &[u8]) -> Result<usize, WireError> {
 }
 
 // ---------------------------------------------------------------------------
-// Faults (hot-path error representation: small, Copy, no allocation)
+// Faults (built only while explaining an error)
 // ---------------------------------------------------------------------------
 
 /// Which ID field had a bad length.
@@ -103,13 +109,28 @@ enum Problem {
     MalformedVarint,
     /// Field number 0, or a key that does not fit in 32 bits.
     InvalidKey(u64),
-    InvalidWireType { field: u64, wire_type: u8 },
-    Group { field: u64, wire_type: u8 },
-    WrongWireType { field: u32, got: u8, want: u8 },
+    InvalidWireType {
+        field: u64,
+        wire_type: u8,
+    },
+    Group {
+        field: u64,
+        wire_type: u8,
+    },
+    WrongWireType {
+        field: u32,
+        got: u8,
+        want: u8,
+    },
     TruncatedLen,
-    TruncatedFixed { width: u8 },
+    TruncatedFixed {
+        width: u8,
+    },
     InvalidUtf8,
-    IdLen { id: Id, got: usize },
+    IdLen {
+        id: Id,
+        got: usize,
+    },
     TooDeep,
     /// Internal inconsistency (the second walk did not fail).
     Unexplained,
@@ -134,9 +155,7 @@ impl fmt::Display for Problem {
             Problem::MalformedVarint => {
                 f.write_str("malformed varint (longer than 10 bytes or above 64 bits)")
             }
-            Problem::InvalidKey(key) if key >> 3 == 0 => {
-                f.write_str("invalid field number 0")
-            }
+            Problem::InvalidKey(key) if key >> 3 == 0 => f.write_str("invalid field number 0"),
             Problem::InvalidKey(key) => write!(f, "invalid field key {key} (above 32 bits)"),
             Problem::InvalidWireType { field, wire_type } => {
                 write!(f, "invalid wire type {wire_type} for field {field}")
@@ -440,7 +459,14 @@ impl<'a> Cur<'a> {
     }
 
     #[inline(always)]
-    fn want<T: Trail>(&self, at: usize, field: u32, got: u8, want: u8, t: &mut T) -> Result<(), Stop> {
+    fn want<T: Trail>(
+        &self,
+        at: usize,
+        field: u32,
+        got: u8,
+        want: u8,
+        t: &mut T,
+    ) -> Result<(), Stop> {
         if got == want {
             Ok(())
         } else {
@@ -468,7 +494,13 @@ impl<'a> Cur<'a> {
 
     /// A `bytes` field: returns its contents.
     #[inline(always)]
-    fn bytes<T: Trail>(&mut self, at: usize, field: u32, wt: u8, t: &mut T) -> Result<Cur<'a>, Stop> {
+    fn bytes<T: Trail>(
+        &mut self,
+        at: usize,
+        field: u32,
+        wt: u8,
+        t: &mut T,
+    ) -> Result<Cur<'a>, Stop> {
         self.want(at, field, wt, LEN, t)?;
         self.len_prefixed(t)
     }
@@ -486,7 +518,14 @@ impl<'a> Cur<'a> {
 
     /// An ID `bytes` field whose length must suit `id`.
     #[inline(always)]
-    fn id<T: Trail>(&mut self, at: usize, field: u32, wt: u8, id: Id, t: &mut T) -> Result<(), Stop> {
+    fn id<T: Trail>(
+        &mut self,
+        at: usize,
+        field: u32,
+        wt: u8,
+        id: Id,
+        t: &mut T,
+    ) -> Result<(), Stop> {
         let v = self.bytes(at, field, wt, t)?;
         let got = v.b.len();
         let ok = match id {
@@ -503,7 +542,13 @@ impl<'a> Cur<'a> {
 
     /// A varint scalar field (int32/int64/uint32/bool/enum).
     #[inline(always)]
-    fn scalar_varint<T: Trail>(&mut self, at: usize, field: u32, wt: u8, t: &mut T) -> Result<(), Stop> {
+    fn scalar_varint<T: Trail>(
+        &mut self,
+        at: usize,
+        field: u32,
+        wt: u8,
+        t: &mut T,
+    ) -> Result<(), Stop> {
         self.want(at, field, wt, VARINT, t)?;
         self.varint(t).map(drop)
     }
@@ -540,13 +585,13 @@ fn utf8_ok(s: &[u8]) -> bool {
     ascii(s) || std::str::from_utf8(s).is_ok()
 }
 
-/// Whether `s` is all ASCII. Always inlined, and mostly branch-free for the
-/// short strings a span is made of (overlapping word loads rather than a loop
-/// whose trip count changes from one string to the next).
+/// High bits of every byte of `s` are set in the result only if set in some
+/// byte of `s` (so `s` is ASCII iff `high_bits(s) & HIGH == 0`). Always
+/// inlined, and mostly branch-free for the short strings a span is made of
+/// (overlapping word loads rather than a loop whose trip count changes from
+/// one string to the next).
 #[inline(always)]
-fn ascii(s: &[u8]) -> bool {
-    const HIGH64: u64 = 0x8080_8080_8080_8080;
-    const HIGH32: u32 = 0x8080_8080;
+fn high_bits(s: &[u8]) -> u64 {
     let word = |w: &[u8; 8]| u64::from_ne_bytes(*w);
     let n = s.len();
     if let (Some(first), Some(last)) = (s.first_chunk::<8>(), s.last_chunk::<8>()) {
@@ -554,7 +599,9 @@ fn ascii(s: &[u8]) -> bool {
         if n > 16 {
             if n <= 32 {
                 // Four overlapping words cover 17..=32 bytes.
-                if let (Some(a), Some(b)) = (s[8..].first_chunk::<8>(), s[..n - 8].last_chunk::<8>()) {
+                if let (Some(a), Some(b)) =
+                    (s[8..].first_chunk::<8>(), s[..n - 8].last_chunk::<8>())
+                {
                     acc |= word(a) | word(b);
                 }
             } else {
@@ -564,13 +611,24 @@ fn ascii(s: &[u8]) -> bool {
                 }
             }
         }
-        acc & HIGH64 == 0
+        acc
     } else if let (Some(first), Some(last)) = (s.first_chunk::<4>(), s.last_chunk::<4>()) {
-        (u32::from_ne_bytes(*first) | u32::from_ne_bytes(*last)) & HIGH32 == 0
+        u64::from(u32::from_ne_bytes(*first) | u32::from_ne_bytes(*last))
+    } else if let (Some(&first), Some(&last)) = (s.first(), s.last()) {
+        // 1..=3 bytes: first, middle and last cover them all.
+        u64::from(first | s[n / 2] | last)
     } else {
-        // 0..=3 bytes.
-        s.iter().fold(0, |acc, &b| acc | b) < 0x80
+        0
     }
+}
+
+/// The high bit of every byte (see [`high_bits`]).
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Whether `s` is all ASCII.
+#[inline(always)]
+fn ascii(s: &[u8]) -> bool {
+    high_bits(s) & HIGH == 0
 }
 
 // ---------------------------------------------------------------------------
@@ -716,11 +774,20 @@ fn scope_spans<T: Trail>(b: &[u8], base: usize, depth: u32, t: &mut T) -> Result
                 t.leave();
             }
             2 => {
-                t.enter("spans", Some(spans));
-                spans += 1;
-                let m = c.message(at, 2, wt, depth, t)?;
-                span(m.b, m.base, depth + 1, t)?;
-                t.leave();
+                let (mut at, mut wt) = (at, wt);
+                loop {
+                    t.enter("spans", Some(spans));
+                    spans += 1;
+                    let m = c.message(at, 2, wt, depth, t)?;
+                    span(m.b, m.base, depth + 1, t)?;
+                    t.leave();
+                    // Spans come in runs: take the next one directly.
+                    if c.b.get(c.pos) != Some(&(2 << 3 | LEN)) {
+                        break;
+                    }
+                    (at, wt) = (c.pos, LEN);
+                    c.pos += 1;
+                }
             }
             3 => {
                 t.enter("schema_url", None);
@@ -769,113 +836,149 @@ fn scope<T: Trail>(b: &[u8], base: usize, depth: u32, t: &mut T) -> Result<(), S
     Ok(())
 }
 
+/// Element counts of a span's repeated fields so far (for error paths).
+#[derive(Default)]
+struct SpanCounts {
+    attributes: usize,
+    events: usize,
+    links: usize,
+}
+
 /// opentelemetry.proto.trace.v1.Span
 fn span<T: Trail>(b: &[u8], base: usize, depth: u32, t: &mut T) -> Result<(), Stop> {
     let mut c = Cur::new(b, base);
-    let (mut n_attr, mut n_ev, mut n_link) = (0usize, 0usize, 0usize);
+    let mut n = SpanCounts::default();
+    // Encoders write fields in field-number order: take the usual leading
+    // fields with straight-line checks (which predict well, unlike the
+    // dispatch below), then handle whatever remains in any order.
+    macro_rules! in_order {
+        ($($field:literal: $wt:expr),*) => {$(
+            if c.b.get(c.pos) == Some(&($field << 3 | $wt)) {
+                let at = c.pos;
+                c.pos += 1;
+                span_field(&mut c, &mut n, at, $field, $wt, depth, t)?;
+            }
+        )*};
+    }
+    in_order!(1: LEN, 2: LEN, 3: LEN, 4: LEN, 5: LEN, 6: VARINT, 7: I64, 8: I64, 9: LEN);
     while c.more() {
         let at = c.pos;
         let (field, wt) = c.key(t)?;
-        match field {
-            1 => {
-                t.enter("trace_id", None);
-                c.id(at, 1, wt, Id::Trace, t)?;
-                t.leave();
-            }
-            2 => {
-                t.enter("span_id", None);
-                c.id(at, 2, wt, Id::Span, t)?;
-                t.leave();
-            }
-            3 => {
-                t.enter("trace_state", None);
-                c.string(at, 3, wt, t)?;
-                t.leave();
-            }
-            4 => {
-                t.enter("parent_span_id", None);
-                c.id(at, 4, wt, Id::ParentSpan, t)?;
-                t.leave();
-            }
-            5 => {
-                t.enter("name", None);
-                c.string(at, 5, wt, t)?;
-                t.leave();
-            }
-            6 => {
-                t.enter("kind", None);
-                c.scalar_varint(at, 6, wt, t)?;
-                t.leave();
-            }
-            7 => {
-                t.enter("start_time_unix_nano", None);
-                c.fixed64(at, 7, wt, t)?;
-                t.leave();
-            }
-            8 => {
-                t.enter("end_time_unix_nano", None);
-                c.fixed64(at, 8, wt, t)?;
-                t.leave();
-            }
-            9 => {
-                let (mut at, mut wt) = (at, wt);
-                loop {
-                    t.enter("attributes", Some(n_attr));
-                    n_attr += 1;
-                    let m = c.message(at, 9, wt, depth, t)?;
-                    attribute(m, depth + 1, t)?;
-                    t.leave();
-                    // Attributes come in runs: take the next one without
-                    // going back through the field dispatch.
-                    if c.b.get(c.pos) != Some(&(9 << 3 | LEN)) {
-                        break;
-                    }
-                    (at, wt) = (c.pos, LEN);
-                    c.pos += 1;
-                }
-            }
-            10 => {
-                t.enter("dropped_attributes_count", None);
-                c.scalar_varint(at, 10, wt, t)?;
-                t.leave();
-            }
-            11 => {
-                t.enter("events", Some(n_ev));
-                n_ev += 1;
-                let m = c.message(at, 11, wt, depth, t)?;
-                event(m.b, m.base, depth + 1, t)?;
-                t.leave();
-            }
-            12 => {
-                t.enter("dropped_events_count", None);
-                c.scalar_varint(at, 12, wt, t)?;
-                t.leave();
-            }
-            13 => {
-                t.enter("links", Some(n_link));
-                n_link += 1;
-                let m = c.message(at, 13, wt, depth, t)?;
-                link(m.b, m.base, depth + 1, t)?;
-                t.leave();
-            }
-            14 => {
-                t.enter("dropped_links_count", None);
-                c.scalar_varint(at, 14, wt, t)?;
-                t.leave();
-            }
-            15 => {
-                t.enter("status", None);
-                let m = c.message(at, 15, wt, depth, t)?;
-                status(m.b, m.base, t)?;
-                t.leave();
-            }
-            16 => {
-                t.enter("flags", None);
-                c.fixed32(at, 16, wt, t)?;
-                t.leave();
-            }
-            _ => c.skip(at, field, wt, t)?,
+        span_field(&mut c, &mut n, at, field, wt, depth, t)?;
+    }
+    Ok(())
+}
+
+/// One field of a span whose key (`field`, `wt`) started at `at`.
+#[inline(always)]
+fn span_field<T: Trail>(
+    c: &mut Cur<'_>,
+    n: &mut SpanCounts,
+    at: usize,
+    field: u64,
+    wt: u8,
+    depth: u32,
+    t: &mut T,
+) -> Result<(), Stop> {
+    match field {
+        1 => {
+            t.enter("trace_id", None);
+            c.id(at, 1, wt, Id::Trace, t)?;
+            t.leave();
         }
+        2 => {
+            t.enter("span_id", None);
+            c.id(at, 2, wt, Id::Span, t)?;
+            t.leave();
+        }
+        3 => {
+            t.enter("trace_state", None);
+            c.string(at, 3, wt, t)?;
+            t.leave();
+        }
+        4 => {
+            t.enter("parent_span_id", None);
+            c.id(at, 4, wt, Id::ParentSpan, t)?;
+            t.leave();
+        }
+        5 => {
+            t.enter("name", None);
+            c.string(at, 5, wt, t)?;
+            t.leave();
+        }
+        6 => {
+            t.enter("kind", None);
+            c.scalar_varint(at, 6, wt, t)?;
+            t.leave();
+        }
+        7 => {
+            t.enter("start_time_unix_nano", None);
+            c.fixed64(at, 7, wt, t)?;
+            t.leave();
+        }
+        8 => {
+            t.enter("end_time_unix_nano", None);
+            c.fixed64(at, 8, wt, t)?;
+            t.leave();
+        }
+        9 => {
+            let (mut at, mut wt) = (at, wt);
+            loop {
+                t.enter("attributes", Some(n.attributes));
+                n.attributes += 1;
+                let m = c.message(at, 9, wt, depth, t)?;
+                attribute(m, depth + 1, t)?;
+                t.leave();
+                // Attributes come in runs: take the next one without
+                // going back through the field dispatch.
+                if c.b.get(c.pos) != Some(&(9 << 3 | LEN)) {
+                    break;
+                }
+                (at, wt) = (c.pos, LEN);
+                c.pos += 1;
+            }
+        }
+        10 => {
+            t.enter("dropped_attributes_count", None);
+            c.scalar_varint(at, 10, wt, t)?;
+            t.leave();
+        }
+        11 => {
+            t.enter("events", Some(n.events));
+            n.events += 1;
+            let m = c.message(at, 11, wt, depth, t)?;
+            event(m.b, m.base, depth + 1, t)?;
+            t.leave();
+        }
+        12 => {
+            t.enter("dropped_events_count", None);
+            c.scalar_varint(at, 12, wt, t)?;
+            t.leave();
+        }
+        13 => {
+            t.enter("links", Some(n.links));
+            n.links += 1;
+            let m = c.message(at, 13, wt, depth, t)?;
+            link(m.b, m.base, depth + 1, t)?;
+            t.leave();
+        }
+        14 => {
+            t.enter("dropped_links_count", None);
+            c.scalar_varint(at, 14, wt, t)?;
+            t.leave();
+        }
+        15 => {
+            t.enter("status", None);
+            let m = c.message(at, 15, wt, depth, t)?;
+            status(m.b, m.base, t)?;
+            t.leave();
+        }
+        16 => {
+            t.enter("flags", None);
+            c.fixed32(at, 16, wt, t)?;
+            t.leave();
+        }
+        _ => c.skip(at, field, wt, t)?,
     }
     Ok(())
 }
@@ -997,9 +1100,10 @@ fn attribute<T: Trail>(m: Cur<'_>, depth: u32, t: &mut T) -> Result<(), Stop> {
     }
 }
 
-/// `0a <len> key 12 <len> value` with one-byte lengths, a valid UTF-8 key and
-/// a value accepted by [`simple_any_value`]: exactly what [`key_value`] would
-/// accept for these bytes.
+/// `0a <len> key 12 <len> value` with one-byte lengths, an ASCII key and an
+/// `AnyValue` holding nothing, one ASCII string (one-byte length), a bool, an
+/// int or a double: exactly what [`key_value`] would accept for these bytes.
+/// (Non-ASCII strings take the general path.)
 #[inline(always)]
 fn simple_key_value(b: &[u8]) -> bool {
     let [0x0a, klen, rest @ ..] = b else {
@@ -1013,18 +1117,19 @@ fn simple_key_value(b: &[u8]) -> bool {
     let [0x12, vlen, value @ ..] = rest else {
         return false;
     };
-    *vlen < 0x80 && usize::from(*vlen) == value.len() && utf8_ok(key) && simple_any_value(value)
-}
-
-/// An `AnyValue` body holding one string (one-byte length), bool, int or
-/// double, or nothing.
-#[inline(always)]
-fn simple_any_value(v: &[u8]) -> bool {
-    match v {
-        [] => true,
-        [0x0a, slen, s @ ..] => *slen < 0x80 && usize::from(*slen) == s.len() && utf8_ok(s),
-        [0x10 | 0x18, n @ ..] => exact_varint(n),
-        [0x21, n @ ..] => n.len() == 8,
+    if *vlen >= 0x80 || usize::from(*vlen) != value.len() {
+        return false;
+    }
+    match value {
+        [0x0a, slen, s @ ..] => {
+            // Key and string checked together: one test instead of two.
+            *slen < 0x80
+                && usize::from(*slen) == s.len()
+                && (high_bits(key) | high_bits(s)) & HIGH == 0
+        }
+        [0x10 | 0x18, n @ ..] => exact_varint(n) && ascii(key),
+        [0x21, n @ ..] => n.len() == 8 && ascii(key),
+        [] => ascii(key),
         _ => false,
     }
 }
@@ -1043,8 +1148,7 @@ fn exact_varint(n: &[u8]) -> bool {
     }
 }
 
-/// opentelemetry.proto.common.v1.KeyValue
-#[inline]
+/// opentelemetry.proto.common.v1.KeyValue (general path, see [`attribute`]).
 fn key_value<T: Trail>(b: &[u8], base: usize, depth: u32, t: &mut T) -> Result<(), Stop> {
     let mut c = Cur::new(b, base);
     while c.more() {
@@ -1422,8 +1526,16 @@ mod tests {
         Span {
             trace_id: rand_bytes(rng, 16),
             span_id: rand_bytes(rng, 8),
-            trace_state: if rng.random_bool(0.2) { rand_string(rng) } else { String::new() },
-            parent_span_id: if rng.random_bool(0.5) { rand_bytes(rng, 8) } else { Vec::new() },
+            trace_state: if rng.random_bool(0.2) {
+                rand_string(rng)
+            } else {
+                String::new()
+            },
+            parent_span_id: if rng.random_bool(0.5) {
+                rand_bytes(rng, 8)
+            } else {
+                Vec::new()
+            },
             flags: rng.random(),
             name: rand_string(rng),
             kind: rng.random_range(0..6),
@@ -1575,7 +1687,10 @@ mod tests {
         let mut total = 0;
         for rs in &req.resource_spans {
             let n = scan_resource_spans(&rs.encode_to_vec()).expect("valid");
-            assert_eq!(n, rs.scope_spans.iter().map(|s| s.spans.len()).sum::<usize>());
+            assert_eq!(
+                n,
+                rs.scope_spans.iter().map(|s| s.spans.len()).sum::<usize>()
+            );
             total += n;
         }
         assert_eq!(total, 5);
@@ -1597,13 +1712,13 @@ mod tests {
     fn random_valid_requests_agree_with_prost() {
         let mut rng = StdRng::seed_from_u64(0x07e1_e7ace);
         let mut spans = 0;
-        for _ in 0..400 {
+        for _ in 0..300 {
             let buf = rand_request(&mut rng).encode_to_vec();
             let n = scan_export_request(&buf).expect("valid request");
             assert_eq!(n, prost_count(&buf).expect("prost decodes"));
             spans += n;
         }
-        assert!(spans > 1000, "generator produced too few spans: {spans}");
+        assert!(spans > 800, "generator produced too few spans: {spans}");
     }
 
     // ----- truncation and fuzzing -------------------------------------------
@@ -1629,7 +1744,12 @@ mod tests {
     fn truncations_never_accepted_when_prost_rejects() {
         let mut rng = StdRng::seed_from_u64(7);
         let mut bufs = vec![full_request()];
-        bufs.extend((0..10).map(|_| rand_request(&mut rng).encode_to_vec()));
+        while bufs.len() < 6 {
+            let buf = rand_request(&mut rng).encode_to_vec();
+            if (500..6000).contains(&buf.len()) {
+                bufs.push(buf);
+            }
+        }
         let mut rejected = 0;
         for buf in &bufs {
             for cut in 0..buf.len() {
@@ -1669,7 +1789,59 @@ mod tests {
                 rejected += 1;
             }
         }
+        println!("bit-flip fuzz: {accepted} accepted, {rejected} rejected");
         assert!(accepted > 100 && rejected > 100, "{accepted} / {rejected}");
+    }
+
+    #[test]
+    fn ascii_and_utf8_checks_match_std() {
+        for n in 0..80 {
+            let mut s: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(ascii(&s) && utf8_ok(&s), "len {n}");
+            for i in 0..n {
+                let keep = s[i];
+                s[i] = 0x80 | keep;
+                assert!(!ascii(&s), "len {n}, high bit at {i}");
+                assert_eq!(utf8_ok(&s), std::str::from_utf8(&s).is_ok());
+                s[i] = keep;
+            }
+        }
+        let mut rng = StdRng::seed_from_u64(3);
+        for _ in 0..20_000 {
+            let n = rng.random_range(0..40);
+            let s: Vec<u8> = (0..n)
+                .map(|_| {
+                    if rng.random_bool(0.9) {
+                        rng.random_range(0..0x80)
+                    } else {
+                        rng.random()
+                    }
+                })
+                .collect();
+            assert_eq!(ascii(&s), s.is_ascii());
+            assert_eq!(utf8_ok(&s), std::str::from_utf8(&s).is_ok());
+        }
+    }
+
+    /// The inline fast path for attributes never accepts what the general
+    /// `KeyValue` scanner rejects.
+    #[test]
+    fn attribute_fast_path_agrees_with_general_scanner() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut fast = 0;
+        for i in 0..20_000 {
+            let mut b = rand_kv(&mut rng, 2).encode_to_vec();
+            if i % 2 == 1 && !b.is_empty() {
+                let at = rng.random_range(0..b.len());
+                b[at] ^= 1 << rng.random_range(0..8);
+            }
+            let general = key_value(&b, 0, 5, &mut NoTrail).is_ok();
+            if simple_key_value(&b) {
+                fast += 1;
+                assert!(general, "fast path accepted {b:02x?}");
+            }
+        }
+        assert!(fast > 1000, "fast path rarely taken: {fast}");
     }
 
     // ----- invalid input ----------------------------------------------------
@@ -1694,7 +1866,10 @@ mod tests {
         }]);
         let err = scan_export_request(&buf).unwrap_err();
         assert_eq!(err.message, "trace_id must be 16 bytes, got 5");
-        assert_eq!(err.path, "resource_spans[0].scope_spans[1].spans[3].trace_id");
+        assert_eq!(
+            err.path,
+            "resource_spans[0].scope_spans[1].spans[3].trace_id"
+        );
         assert_eq!(&buf[err.offset..err.offset + 5], &[0xab; 5]);
         assert_eq!(
             err.to_string(),
@@ -1832,7 +2007,10 @@ mod tests {
         let buf = request_with_span_body(&body);
         assert!(prost_count(&buf).is_err());
         let err = scan_export_request(&buf).unwrap_err();
-        assert_eq!(err.message, "wrong wire type 1 for field 16 (expected 32-bit)");
+        assert_eq!(
+            err.message,
+            "wrong wire type 1 for field 16 (expected 32-bit)"
+        );
 
         let mut any = Vec::new();
         put_len(&mut any, 8, b"x");
@@ -1871,7 +2049,10 @@ mod tests {
         let buf = request_with_span_body(&body);
         assert_eq!(scan_export_request(&buf), Ok(1));
         let decoded = ExportTraceServiceRequest::decode(buf.as_slice()).expect("prost decodes");
-        assert_eq!(decoded.resource_spans[0].scope_spans[0].spans[0], min_span(1));
+        assert_eq!(
+            decoded.resource_spans[0].scope_spans[0].spans[0],
+            min_span(1)
+        );
 
         // Unknown fields in every other message as well.
         let mut rs = Vec::new();
@@ -1911,7 +2092,9 @@ mod tests {
             request_with_span_body(&body)
         };
         // 11 bytes.
-        let buf = with_kind(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00]);
+        let buf = with_kind(&[
+            0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00,
+        ]);
         assert!(prost_count(&buf).is_err());
         let err = scan_export_request(&buf).unwrap_err();
         assert!(err.message.starts_with("malformed varint"), "{err}");
@@ -1941,7 +2124,10 @@ mod tests {
         assert!(prost_count(&buf).is_err());
         let err = scan_export_request(&buf).unwrap_err();
         assert_eq!(err.message, "truncated fixed64 field");
-        assert_eq!(err.path, "resource_spans[0].scope_spans[0].spans[0].start_time_unix_nano");
+        assert_eq!(
+            err.path,
+            "resource_spans[0].scope_spans[0].spans[0].start_time_unix_nano"
+        );
         assert_eq!(err.offset, buf.len() - 3);
         let mut body = min_span(1).encode_to_vec();
         body.extend_from_slice(&[0x85, 0x01, 1, 2]); // field 16, i32
@@ -2019,6 +2205,8 @@ mod tests {
 
     // ----- throughput ---------------------------------------------------------
 
+    /// Throughput of the scanner (and of a prost decode, for reference) on
+    /// 1000 spans of 10 attributes each:
     /// `cargo test --release -p teletrace-core wire::tests::throughput -- --ignored --nocapture`
     #[test]
     #[ignore = "measurement, run explicitly in release mode"]
@@ -2068,29 +2256,34 @@ mod tests {
             let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
             stat.split_whitespace().next()?.parse().ok()
         }
+        // Best and median of 15 rounds of about 0.2 s, as CPU time of this
+        // thread where available, so that other load on the machine skews the
+        // figures less.
         let measure = |name: &str, f: &dyn Fn() -> usize| {
-            let mut iters = 0u64;
-            let mut spans = 0usize;
-            let (start, cpu_start) = (Instant::now(), cpu_ns());
-            while start.elapsed().as_secs_f64() < 3.0 {
-                for _ in 0..100 {
-                    spans += std::hint::black_box(f());
+            let mut rates = Vec::new();
+            for _ in 0..15 {
+                let (start, cpu_start) = (Instant::now(), cpu_ns());
+                let mut spans = 0usize;
+                while start.elapsed().as_secs_f64() < 0.2 {
+                    for _ in 0..10 {
+                        spans += std::hint::black_box(f());
+                    }
                 }
-                iters += 100;
+                let secs = match (cpu_start, cpu_ns()) {
+                    (Some(a), Some(b)) if b > a => (b - a) as f64 / 1e9,
+                    _ => start.elapsed().as_secs_f64(),
+                };
+                rates.push(spans as f64 / secs);
             }
-            let wall = start.elapsed().as_secs_f64();
-            let secs = match (cpu_start, cpu_ns()) {
-                (Some(a), Some(b)) if b > a => (b - a) as f64 / 1e9,
-                _ => wall,
-            };
+            rates.sort_by(f64::total_cmp);
+            let bytes_per_span = buf.len() as f64 / 1000.0;
             println!(
-                "{name}: {:.1} M spans/s, {:.0} MB/s per CPU-second ({} bytes/request, \
-                 {:.1} us/request; {:.0}% of wall time on CPU)",
-                spans as f64 / secs / 1e6,
-                (iters as f64 * buf.len() as f64) / secs / 1e6,
+                "{name}: best {:.2} M spans/s ({:.0} MB/s), median {:.2} M spans/s \
+                 ({} bytes/request of 1000 spans)",
+                rates[14] / 1e6,
+                rates[14] * bytes_per_span / 1e6,
+                rates[7] / 1e6,
                 buf.len(),
-                secs / iters as f64 * 1e6,
-                secs / wall * 100.0,
             );
         };
         measure("scan_export_request", &|| {

@@ -78,8 +78,7 @@ pub(crate) fn wildcard_match(pattern: &str, text: &str) -> bool {
         return pattern == text;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last)
-    {
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
@@ -138,7 +137,8 @@ impl ComponentConfig for QueryConfig {
                 }
             }
             for (i, header) in cors.allowed_headers.iter().enumerate() {
-                let valid = header == "*" || http::HeaderName::from_bytes(header.as_bytes()).is_ok();
+                let valid =
+                    header == "*" || http::HeaderName::from_bytes(header.as_bytes()).is_ok();
                 if !valid {
                     return Err((
                         format!("cors.allowed_headers.{i}"),
@@ -148,7 +148,10 @@ impl ComponentConfig for QueryConfig {
             }
         }
         if self.system_id_path.as_os_str().is_empty() {
-            return Err(("system_id_path".to_string(), "must not be empty".to_string()));
+            return Err((
+                "system_id_path".to_string(),
+                "must not be empty".to_string(),
+            ));
         }
         Ok(())
     }
@@ -197,13 +200,17 @@ mod tests {
         assert!(parse("storage: sqlite\nbogus: 1")
             .unwrap_err()
             .contains("unknown field `bogus`"));
-        assert!(parse("storage: 'a b/'").unwrap_err().starts_with("storage:"));
+        assert!(parse("storage: 'a b/'")
+            .unwrap_err()
+            .starts_with("storage:"));
         assert!(parse("storage: sqlite\ncors: {allowed_origins: ['']}")
             .unwrap_err()
             .starts_with("cors::allowed_origins::0:"));
-        assert!(parse("storage: sqlite\ncors: {allowed_headers: ['bad header']}")
-            .unwrap_err()
-            .starts_with("cors::allowed_headers::0:"));
+        assert!(
+            parse("storage: sqlite\ncors: {allowed_headers: ['bad header']}")
+                .unwrap_err()
+                .starts_with("cors::allowed_headers::0:")
+        );
         assert!(parse("storage: sqlite\ncors: {max_age: -1}")
             .unwrap_err()
             .starts_with("cors::max_age:"));
@@ -221,10 +228,22 @@ mod tests {
     #[test]
     fn wildcards() {
         assert!(wildcard_match("*", "http://a"));
-        assert!(wildcard_match("https://*.example.com", "https://ui.example.com"));
-        assert!(!wildcard_match("https://*.example.com", "https://example.com"));
-        assert!(!wildcard_match("https://*.example.com", "http://ui.example.com"));
-        assert!(wildcard_match("http://localhost:*", "http://localhost:3000"));
+        assert!(wildcard_match(
+            "https://*.example.com",
+            "https://ui.example.com"
+        ));
+        assert!(!wildcard_match(
+            "https://*.example.com",
+            "https://example.com"
+        ));
+        assert!(!wildcard_match(
+            "https://*.example.com",
+            "http://ui.example.com"
+        ));
+        assert!(wildcard_match(
+            "http://localhost:*",
+            "http://localhost:3000"
+        ));
         assert!(wildcard_match("http://*:*", "http://a:1"));
         assert!(!wildcard_match("a*a", "a"));
         let cors = CorsConfig {
