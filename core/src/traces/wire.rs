@@ -11,10 +11,10 @@
 //!   unknown field numbers are skipped by wire type like protobuf parsers do,
 //!   except groups (wire types 3 and 4), which are rejected;
 //! * that `string` fields are valid UTF-8;
-//! * that `trace_id`/`span_id` in spans and links are 16/8 bytes and that
-//!   `parent_span_id` is empty or 8 bytes (the lengths the OpenTelemetry
-//!   Collector accepts; all-zero IDs are not rejected, and a field that is
-//!   absent altogether is not checked);
+//! * that `trace_id`/`span_id` in spans and links are 16/8 bytes, or empty
+//!   (proto3 reads an empty field as absent; the OpenTelemetry Collector
+//!   accepts both as the all-zero ID, and so do we); all-zero IDs are not
+//!   rejected;
 //! * that messages nest at most 64 deep (counting the request itself as
 //!   depth 1), so hostile `AnyValue` nesting cannot exhaust the stack.
 //!
@@ -529,9 +529,10 @@ impl<'a> Cur<'a> {
         let v = self.bytes(at, field, wt, t)?;
         let got = v.b.len();
         let ok = match id {
-            Id::Trace => got == 16,
-            Id::Span => got == 8,
-            Id::ParentSpan => got == 8 || got == 0,
+            // Empty is the same as absent in proto3 (the collector accepts both and
+            // reads an all-zero ID); any other length is refused.
+            Id::Trace => got == 16 || got == 0,
+            Id::Span | Id::ParentSpan => got == 8 || got == 0,
         };
         if ok {
             Ok(())
