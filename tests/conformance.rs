@@ -28,6 +28,7 @@ fn test_config(kind: Kind, type_name: &str, dir: &std::path::Path) -> Option<ser
 fn required_keys(kind: Kind, type_name: &str) -> &'static [&'static str] {
     match (kind, type_name) {
         (Kind::Extension, "query") => &["storage"],
+        (Kind::Receiver, "otlp") => &["protocols"],
         (Kind::Exporter, "otlp") | (Kind::Exporter, "otlp_http") | (Kind::Exporter, "elasticsearch") => &["endpoint"],
         _ => &[],
     }

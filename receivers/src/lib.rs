@@ -1,4 +1,8 @@
 //! Teletrace receivers.
+//!
+//! * [`otlp`]: OTLP/gRPC and OTLP/HTTP (protobuf and JSON).
+
+pub mod otlp;
 
 /// Call from a distribution binary to make sure this crate, and so every component it
 /// registers, is linked.

@@ -525,19 +525,32 @@ protocols:
 
     #[test]
     fn bad_endpoints_are_refused() {
-        for bad in ["localhost", "localhost:", "localhost:http", "host:70000", "[::1:4317"] {
+        for bad in [
+            "localhost",
+            "localhost:",
+            "localhost:http",
+            "host:70000",
+            "[::1:4317",
+        ] {
             let e = parse(&format!("protocols:\n  grpc:\n    endpoint: \"{bad}\"\n")).unwrap_err();
             assert!(e.starts_with("protocols::grpc::endpoint: "), "{bad}: {e}");
         }
-        for good in ["localhost:4317", ":4317", "0.0.0.0:0", "[::]:4317", "example.com:1"] {
+        for good in [
+            "localhost:4317",
+            ":4317",
+            "0.0.0.0:0",
+            "[::]:4317",
+            "example.com:1",
+        ] {
             assert!(check_endpoint(good).is_ok(), "{good}");
         }
     }
 
     #[test]
     fn tls_is_refused_for_now() {
-        let e = parse("protocols:\n  http:\n    tls:\n      cert_file: a.pem\n      key_file: a.key\n")
-            .unwrap_err();
+        let e =
+            parse("protocols:\n  http:\n    tls:\n      cert_file: a.pem\n      key_file: a.key\n")
+                .unwrap_err();
         assert_eq!(e, "protocols::http::tls: tls is not supported yet");
         let e = parse("protocols:\n  grpc:\n    tls:\n      cert_file: a.pem\n").unwrap_err();
         assert_eq!(e, "protocols::grpc::tls: tls is not supported yet");

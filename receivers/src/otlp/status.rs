@@ -156,7 +156,7 @@ impl Failure {
                 retry_after: Some(d),
                 ..
             } => {
-                let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+                let secs = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
                 Some(secs.max(1))
             }
             _ => None,
