@@ -1,5 +1,9 @@
 //! Teletrace exporters.
 
+pub mod debug;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
 /// Call from a distribution binary to make sure this crate, and so every component it
 /// registers, is linked.
 pub fn link() {}
