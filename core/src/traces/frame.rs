@@ -40,3 +40,27 @@ pub(crate) fn split_at_resource_boundary(buf: &[u8], max_spans: usize) -> Option
     }
     Some((pos, spans))
 }
+
+/// Counts the `resource_spans` entries of an encoded request by walking its top-level
+/// framing (one tag and one length per entry; nothing inside is read). `None` when the
+/// framing is broken, which cannot happen for bytes that passed the wire scan.
+pub(crate) fn count_resource_spans(buf: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    let mut count = 0;
+    while pos < buf.len() {
+        let tag = read_varint(buf, &mut pos)?;
+        let skip = match tag & 7 {
+            0 => {
+                read_varint(buf, &mut pos)?;
+                0
+            }
+            1 => 8,
+            2 => usize::try_from(read_varint(buf, &mut pos)?).ok()?,
+            5 => 4,
+            _ => return None,
+        };
+        pos = pos.checked_add(skip).filter(|&end| end <= buf.len())?;
+        count += usize::from(tag == (1 << 3 | 2));
+    }
+    Some(count)
+}

@@ -83,6 +83,56 @@ impl Traces {
         self.span_count == 0
     }
 
+    /// Number of `ResourceSpans` in the batch, counted without decoding.
+    pub fn resource_count(&self) -> usize {
+        match &self.repr {
+            Repr::Encoded(bytes) => frame::count_resource_spans(bytes).unwrap_or(0),
+            Repr::Decoded(rs) => rs.len(),
+        }
+    }
+
+    /// True when the batch holds nothing at all (no span and no resource).
+    fn is_blank(&self) -> bool {
+        match &self.repr {
+            Repr::Encoded(bytes) => bytes.is_empty(),
+            Repr::Decoded(rs) => rs.is_empty(),
+        }
+    }
+
+    /// Joins batches in order with one allocation when all are encoded (decoding none),
+    /// otherwise by decoding and moving the resource spans.
+    pub fn concat(parts: Vec<Traces>) -> Result<Traces, DecodeError> {
+        let mut parts: Vec<Traces> = parts.into_iter().filter(|p| !p.is_blank()).collect();
+        if parts.len() <= 1 {
+            return Ok(parts.pop().unwrap_or_default());
+        }
+        let span_count = parts.iter().map(|p| p.span_count).sum();
+        if parts.iter().all(Traces::is_encoded) {
+            let len = parts.iter().map(|p| match &p.repr {
+                Repr::Encoded(b) => b.len(),
+                Repr::Decoded(_) => 0,
+            });
+            let mut joined = BytesMut::with_capacity(len.sum());
+            for part in &parts {
+                if let Repr::Encoded(b) = &part.repr {
+                    joined.extend_from_slice(b);
+                }
+            }
+            return Ok(Traces {
+                repr: Repr::Encoded(joined.freeze()),
+                span_count,
+            });
+        }
+        let mut all = Vec::new();
+        for part in parts {
+            all.extend(part.into_resource_spans()?);
+        }
+        Ok(Traces {
+            repr: Repr::Decoded(all),
+            span_count,
+        })
+    }
+
     /// True while the batch is still held as received bytes.
     pub fn is_encoded(&self) -> bool {
         matches!(self.repr, Repr::Encoded(_))
@@ -189,12 +239,12 @@ impl Traces {
     /// Appends `other` to this batch. Two encoded batches are joined by concatenating
     /// their bytes, without decoding; otherwise both are decoded and merged.
     pub fn append(&mut self, other: Traces) -> Result<(), DecodeError> {
-        if other.span_count == 0 && !other.is_encoded() {
-            if let Repr::Decoded(rs) = &other.repr {
-                if rs.is_empty() {
-                    return Ok(());
-                }
-            }
+        if other.is_blank() {
+            return Ok(());
+        }
+        if self.is_blank() {
+            *self = other;
+            return Ok(());
         }
         match (&mut self.repr, other.repr) {
             (Repr::Encoded(mine), Repr::Encoded(theirs)) => {

@@ -142,3 +142,36 @@ fn malformed_bytes_are_refused_up_front() {
     bytes.truncate(bytes.len() - 3);
     assert!(Traces::from_encoded(bytes.into()).is_err());
 }
+
+#[test]
+fn concat_joins_encoded_parts_in_one_go() {
+    let parts = vec![
+        encoded(vec![resource("a", vec![span(1, 1)])]),
+        Traces::default(),
+        encoded(vec![resource("b", vec![span(2, 1), span(2, 2)])]),
+        encoded(vec![resource("c", vec![span(3, 1)])]),
+    ];
+    let joined = Traces::concat(parts).unwrap();
+    assert!(joined.is_encoded());
+    assert_eq!((joined.span_count(), joined.resource_count()), (4, 3));
+    assert_eq!(names(joined), ["span-1-1", "span-2-1", "span-2-2", "span-3-1"]);
+}
+
+#[test]
+fn append_onto_empty_takes_the_other_as_is() {
+    let mut t = Traces::default();
+    t.append(encoded(vec![resource("a", vec![span(1, 1)])])).unwrap();
+    assert!(t.is_encoded(), "no decode when the receiving batch is empty");
+    assert_eq!(t.span_count(), 1);
+}
+
+#[test]
+fn resource_count_without_decoding() {
+    let t = encoded(vec![
+        resource("a", vec![span(1, 1)]),
+        resource("b", vec![]),
+        resource("c", vec![span(3, 1)]),
+    ]);
+    assert_eq!(t.resource_count(), 3);
+    assert!(t.is_encoded());
+}

@@ -10,76 +10,28 @@ use teletrace_core::Traces;
 /// What the basic verbosity prints: counts known without decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
-    /// Number of `ResourceSpans` in the batch, when known without decoding.
-    pub resource_spans: Option<usize>,
+    /// Number of `ResourceSpans` in the batch.
+    pub resource_spans: usize,
     /// Number of spans.
     pub spans: usize,
 }
 
-/// Counts what the basic line needs without decoding: the span count is kept by
-/// [`Traces`], and for an encoded batch the resources are counted by walking the
-/// top-level protobuf framing (one varint pair per resource, no allocation). For a batch
-/// already decoded, `resource_spans` is `None` here (a `&Traces` does not expose the
-/// decoded resources); the exporter fills it in from its owned batch.
+/// Counts what the basic line needs, without decoding: [`Traces`] knows its span count
+/// and counts its resources from the encoded framing.
 pub fn summarize(traces: &Traces) -> Summary {
     Summary {
-        resource_spans: if traces.is_encoded() {
-            count_encoded_resource_spans(&traces.to_encoded())
-        } else {
-            None
-        },
+        resource_spans: traces.resource_count(),
         spans: traces.span_count(),
     }
-}
-
-/// Counts field 1 (`resource_spans`) entries of an encoded `ExportTraceServiceRequest`,
-/// skipping over each one's bytes. `None` if the framing is broken.
-pub fn count_encoded_resource_spans(buf: &[u8]) -> Option<usize> {
-    let mut pos = 0;
-    let mut count = 0;
-    while pos < buf.len() {
-        let key = read_varint(buf, &mut pos)?;
-        let skip = match key & 7 {
-            0 => {
-                read_varint(buf, &mut pos)?;
-                0
-            }
-            1 => 8,
-            2 => usize::try_from(read_varint(buf, &mut pos)?).ok()?,
-            5 => 4,
-            _ => return None,
-        };
-        pos = pos.checked_add(skip).filter(|&end| end <= buf.len())?;
-        if key >> 3 == 1 && key & 7 == 2 {
-            count += 1;
-        }
-    }
-    Some(count)
-}
-
-fn read_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *buf.get(*pos)?;
-        *pos += 1;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
-            return Some(value);
-        }
-    }
-    None
 }
 
 /// The basic line, in the collector's style: `Traces {"resource spans": 1, "spans": 2}`
 /// (the collector's message is `TracesExporter`).
 pub fn basic_line(summary: &Summary) -> String {
-    match summary.resource_spans {
-        Some(n) => format!(
-            "Traces {{\"resource spans\": {n}, \"spans\": {}}}",
-            summary.spans
-        ),
-        None => format!("Traces {{\"spans\": {}}}", summary.spans),
-    }
+    format!(
+        "Traces {{\"resource spans\": {}, \"spans\": {}}}",
+        summary.resource_spans, summary.spans
+    )
 }
 
 /// The normal verbosity: one line per span (see [`normal_line`]), lines separated by `\n`.
@@ -610,7 +562,7 @@ Span #1
         assert_eq!(
             summary,
             Summary {
-                resource_spans: Some(2),
+                resource_spans: 2,
                 spans: 4
             }
         );
@@ -619,19 +571,10 @@ Span #1
             "Traces {\"resource spans\": 2, \"spans\": 4}"
         );
         let decoded = Traces::new(known_batch());
-        assert_eq!(basic_line(&summarize(&decoded)), "Traces {\"spans\": 2}");
-    }
-
-    #[test]
-    fn resource_count_walks_framing_only() {
-        assert_eq!(count_encoded_resource_spans(&[]), Some(0));
-        // Field 1 (len 2), an unknown varint field 2, field 1 (len 0).
         assert_eq!(
-            count_encoded_resource_spans(&[0x0a, 2, 0, 0, 0x10, 0x96, 0x01, 0x0a, 0]),
-            Some(2)
+            basic_line(&summarize(&decoded)),
+            "Traces {\"resource spans\": 1, \"spans\": 2}"
         );
-        assert_eq!(count_encoded_resource_spans(&[0x0a, 5, 0]), None);
-        assert_eq!(count_encoded_resource_spans(&[0x0b]), None);
     }
 
     #[test]

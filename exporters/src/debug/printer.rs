@@ -27,11 +27,7 @@ pub struct Rendered {
 /// Renders `traces` at `verbosity`. `basic` never decodes; `normal` and `detailed` decode
 /// the batch in place (it is the exporter's own copy).
 pub fn render(verbosity: Verbosity, traces: &mut Traces) -> Result<Rendered, DecodeError> {
-    let mut summary = summarize(traces);
-    if summary.resource_spans.is_none() && !traces.is_encoded() {
-        // Already decoded: reading the resources costs nothing.
-        summary.resource_spans = Some(traces.resource_spans()?.len());
-    }
+    let summary = summarize(traces);
     let body = match verbosity {
         Verbosity::Basic => None,
         Verbosity::Normal => Some(normal_text(traces.resource_spans()?)),

@@ -409,7 +409,7 @@ impl Worker {
             break;
         }
         self.pending_spans -= spans;
-        match join(parts) {
+        match Traces::concat(parts) {
             Ok(batch) => Some((batch, permits)),
             Err(e) => {
                 self.release(permits);
@@ -482,20 +482,3 @@ impl Worker {
     }
 }
 
-/// Joins parts in order. Pairs are joined level by level, so each byte of an encoded
-/// batch is copied about log2(parts) times rather than once per part appended after it.
-fn join(parts: Vec<Traces>) -> Result<Traces, teletrace_core::traces::DecodeError> {
-    let mut level = parts;
-    while level.len() > 1 {
-        let mut next = Vec::with_capacity(level.len().div_ceil(2));
-        let mut items = level.into_iter();
-        while let Some(mut first) = items.next() {
-            if let Some(second) = items.next() {
-                first.append(second)?;
-            }
-            next.push(first);
-        }
-        level = next;
-    }
-    Ok(level.pop().unwrap_or_default())
-}
