@@ -93,7 +93,7 @@ fn config_errors_name_their_path_and_exit_before_binding() {
     let cases: &[(&str, &str, &str)] = &[
         ("unknown type", "exporters:\n  debug:\n  nosuch:\n", "exporters::nosuch: unknown exporter type \"nosuch\"; known exporter types:"),
         ("unknown key", "exporters:\n  debug:\n    verbosityy: basic\n", "exporters::debug::verbosityy: unknown field `verbosityy`"),
-        ("invalid value", "exporters:\n  debug:\n    verbosity: loud\n", "exporters::debug::verbosity: unknown variant `loud`"),
+        ("invalid value", "exporters:\n  debug:\n    verbosity: loud\n", "exporters::debug::verbosity: verbosity level \"loud\" is not supported"),
         ("invalid duration", "processors:\n  batch:\n    timeout: soon\n", "processors::batch::timeout:"),
         ("not configured", "service:\n  pipelines:\n    traces:\n      exporters: [debug, debug/missing]\n", "service::pipelines::traces::exporters: exporter \"debug/missing\" is not configured"),
         ("no receivers", "service:\n  pipelines:\n    traces:\n      receivers: []\n", "service::pipelines::traces::receivers: a pipeline needs at least one receiver"),

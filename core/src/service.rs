@@ -254,7 +254,7 @@ impl Service {
             self.started.push((kind, id, component));
         }
         for (component, label, address) in self.listening() {
-            tracing::info!(%component, protocol = label, %address, "listening");
+            tracing::info!(%component, protocol = %label, %address, "listening");
         }
         tracing::info!(
             receivers = self.receivers.len(),
