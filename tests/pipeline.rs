@@ -165,3 +165,52 @@ async fn shutdown_drains_spans_held_in_the_batch() {
     running.stop().await;
     assert_eq!(capture::count("drain"), 50);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_metrics_are_served_with_the_collectors_names() {
+    let yaml = format!(
+        r#"
+receivers:{}
+processors:
+  batch:
+    timeout: 10ms
+exporters:
+  debug:
+  capture:
+    name: metrics
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:0
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [debug, capture]
+"#,
+        common::OTLP_EPHEMERAL
+    );
+    let running = common::start(&yaml).await;
+    let endpoint = running.grpc_endpoint();
+    tokio::task::spawn_blocking(move || {
+        let p = provider(Transport::Grpc, &endpoint, "metrics");
+        emit_trace(&p, "m", 4);
+        p.shutdown().expect("sdk shutdown");
+    })
+    .await
+    .unwrap();
+    assert!(common::eventually(Duration::from_secs(5), || capture::count("metrics") == 5).await);
+    let url = format!("http://{}/metrics", running.addr("service::telemetry::metrics", "metrics"));
+    let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+    for line in [
+        "otelcol_receiver_accepted_spans{receiver=\"otlp\",transport=\"grpc\"} 5",
+        "otelcol_receiver_refused_spans{receiver=\"otlp\",transport=\"grpc\"} 0",
+        "otelcol_exporter_sent_spans{exporter=\"debug\"} 5",
+        "otelcol_processor_batch_batch_send_size_count{processor=\"batch\"} ",
+        "# TYPE otelcol_process_memory_rss gauge",
+        "# TYPE otelcol_process_cpu_seconds gauge",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from:\n{text}");
+    }
+    running.stop().await;
+}
