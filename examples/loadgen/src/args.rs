@@ -19,6 +19,16 @@ pub const HTTP_TRACES_PATH: &str = "/v1/traces";
 /// Duration used when neither `--duration` nor `--spans` is given.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 
+const AFTER_HELP: &str = "\
+Examples:
+  loadgen --duration 30s                              # gRPC, unlimited rate
+  loadgen --rate 10000 --duration 30s                 # 10k spans/s on a fixed schedule
+  loadgen --protocol http --encoding json --compression gzip --spans 1000000
+  loadgen --unique-ids --json --quiet > result.json
+
+Exit status: 0 when the run happened (even if requests failed), 2 for invalid
+arguments, 1 when the receiver could not be reached at all.";
+
 /// OTLP trace load generator.
 ///
 /// Pre-builds a set of encoded ExportTraceServiceRequest messages once, then
@@ -27,7 +37,7 @@ pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 /// on each. Prints a one-line progress report every second on stderr and a
 /// summary at the end (human-readable, or one JSON object with --json).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "loadgen", version, about, long_about)]
+#[command(name = "loadgen", version, about, long_about, after_help = AFTER_HELP)]
 pub struct Args {
     /// Receiver endpoint. Defaults to http://127.0.0.1:4317 for grpc and
     /// http://127.0.0.1:4318 for http. For http, /v1/traces is appended unless
@@ -44,9 +54,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Encoding::Proto)]
     pub encoding: Encoding,
 
-    /// Request body compression. Bodies are compressed once when they are
-    /// pre-built (except with --unique-ids or --grpc-client tonic, where every
-    /// request is compressed as it is sent).
+    /// Request body compression. Pre-built bodies are compressed once, at the
+    /// default gzip level. With --unique-ids every request is compressed as it
+    /// is sent, at the fast level (1); with --grpc-client tonic, tonic
+    /// compresses every request itself.
     #[arg(long, value_enum, default_value_t = Compression::None)]
     pub compression: Compression,
 
@@ -199,13 +210,24 @@ impl Args {
     /// Check argument combinations and resolve defaults.
     pub fn into_config(self) -> Result<Config> {
         if !(0.0..=1.0).contains(&self.error_ratio) {
-            bail!("--error-ratio must be between 0.0 and 1.0, got {}", self.error_ratio);
+            bail!(
+                "--error-ratio must be between 0.0 and 1.0, got {}",
+                self.error_ratio
+            );
         }
-        if !self.rate.is_finite() || self.rate < 0.0 {
-            bail!("--rate must be a non-negative number, got {}", self.rate);
+        if !self.rate.is_finite() || self.rate < 0.0 || (self.rate > 0.0 && self.rate < 0.001) {
+            bail!(
+                "--rate must be 0 (unlimited) or at least 0.001 spans/s, got {}",
+                self.rate
+            );
         }
         if self.protocol == Protocol::Grpc && self.encoding == Encoding::Json {
-            bail!("--encoding json is only valid with --protocol http (OTLP/gRPC is always protobuf)");
+            bail!(
+                "--encoding json is only valid with --protocol http (OTLP/gRPC is always protobuf)"
+            );
+        }
+        if u64::from(self.workers) * u64::from(self.in_flight) > 65_536 {
+            bail!("--workers x --in-flight must not exceed 65536");
         }
         if self.timeout.is_zero() {
             bail!("--timeout must be greater than zero");
@@ -261,7 +283,9 @@ pub fn resolve_endpoint(endpoint: Option<&str>, protocol: Protocol) -> Result<Ur
         .with_context(|| format!("invalid --endpoint {raw:?}"))?;
     match uri.scheme_str() {
         Some("http") => {}
-        Some("https") => bail!("--endpoint {raw:?}: https is not supported, use a plain-text http:// endpoint"),
+        Some("https") => {
+            bail!("--endpoint {raw:?}: https is not supported, use a plain-text http:// endpoint")
+        }
         Some(other) => bail!("--endpoint {raw:?}: unsupported scheme {other:?}"),
         None => bail!("--endpoint {raw:?}: missing scheme"),
     }
@@ -279,7 +303,11 @@ pub fn resolve_endpoint(endpoint: Option<&str>, protocol: Protocol) -> Result<Ur
         // gRPC: an optional path prefix in front of the service path.
         Protocol::Grpc => path.trim_end_matches('/').to_string(),
     };
-    let path = if path.is_empty() { "/".to_string() } else { path };
+    let path = if path.is_empty() {
+        "/".to_string()
+    } else {
+        path
+    };
     let path_and_query = match uri.query() {
         Some(q) => format!("{path}?{q}"),
         None => path,
@@ -317,7 +345,9 @@ mod tests {
         let c = Args::parse_from(["loadgen"]).into_config().unwrap();
         assert_eq!(c.duration, Some(DEFAULT_DURATION));
         assert_eq!(c.max_requests, None);
-        let c = Args::parse_from(["loadgen", "--spans", "250"]).into_config().unwrap();
+        let c = Args::parse_from(["loadgen", "--spans", "250"])
+            .into_config()
+            .unwrap();
         assert_eq!(c.duration, None);
         assert_eq!(c.max_requests, Some(3));
         assert_eq!(c.tail_spans, 50);
@@ -327,7 +357,11 @@ mod tests {
         assert_eq!(c.duration, Some(Duration::from_secs(1)));
         assert_eq!(c.max_requests, Some(2));
         assert_eq!(c.tail_spans, 0);
-        assert!(Args::parse_from(["loadgen", "--error-ratio", "1.5"]).into_config().is_err());
-        assert!(Args::parse_from(["loadgen", "--encoding", "json"]).into_config().is_err());
+        assert!(Args::parse_from(["loadgen", "--error-ratio", "1.5"])
+            .into_config()
+            .is_err());
+        assert!(Args::parse_from(["loadgen", "--encoding", "json"])
+            .into_config()
+            .is_err());
     }
 }

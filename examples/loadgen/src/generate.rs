@@ -14,7 +14,9 @@ use anyhow::{bail, ensure, Context, Result};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
+use opentelemetry_proto::tonic::trace::v1::{
+    span, status, ResourceSpans, ScopeSpans, Span, Status,
+};
 use prost::Message;
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -142,20 +144,35 @@ const SERVER_ATTRS: &[(&str, Gen)] = &[
     ("http.response.status_code", |_, c| i(c.status_code)),
     ("user.id", |_, c| s(format!("user-{}", c.trace.user))),
     ("app.cache.hit", |r, _| b(r.random_bool(0.7))),
-    ("app.cart.total", |r, _| d(round2(r.random_range(0.0..500.0)))),
+    ("app.cart.total", |r, _| {
+        d(round2(r.random_range(0.0..500.0)))
+    }),
     ("url.path", |r, c| s(url_path(r, c.trace.route))),
     ("server.address", |_, _| s("api.shop.example.com")),
     ("server.port", |_, _| i(443)),
     ("http.request.body.size", |r, _| i(r.random_range(0..8192))),
     ("client.address", |r, _| {
-        s(format!("10.{}.{}.{}", r.random_range(0..=255u8), r.random_range(0..=255u8), r.random_range(1..=254u8)))
+        s(format!(
+            "10.{}.{}.{}",
+            r.random_range(0..=255u8),
+            r.random_range(0..=255u8),
+            r.random_range(1..=254u8)
+        ))
     }),
     ("user_agent.original", |r, _| s(pick(r, USER_AGENTS))),
     ("network.protocol.version", |r, _| s(pick(r, &["1.1", "2"]))),
     ("url.scheme", |_, _| s("https")),
-    ("http.response.body.size", |r, _| i(r.random_range(0..65536))),
-    ("app.feature_flag.new_checkout", |r, _| b(r.random_bool(0.2))),
-    ("app.priority.score", |r, _| d(round2(r.random_range(0.0..1.0)))),
+    (
+        "http.response.body.size",
+        |r, _| i(r.random_range(0..65536)),
+    ),
+    (
+        "app.feature_flag.new_checkout",
+        |r, _| b(r.random_bool(0.2)),
+    ),
+    ("app.priority.score", |r, _| {
+        d(round2(r.random_range(0.0..1.0)))
+    }),
 ];
 
 const INTERNAL_ATTRS: &[(&str, Gen)] = &[
@@ -163,23 +180,36 @@ const INTERNAL_ATTRS: &[(&str, Gen)] = &[
     ("app.items.count", |r, _| i(r.random_range(1..20))),
     ("user.id", |_, c| s(format!("user-{}", c.trace.user))),
     ("app.cache.hit", |r, _| b(r.random_bool(0.7))),
-    ("app.cart.total", |r, _| d(round2(r.random_range(0.0..500.0)))),
+    ("app.cart.total", |r, _| {
+        d(round2(r.random_range(0.0..500.0)))
+    }),
     ("code.file.path", |_, _| s("src/service/orders.rs")),
     ("code.line.number", |r, _| i(r.random_range(10..900))),
-    ("thread.name", |r, _| s(format!("worker-{}", r.random_range(0..16)))),
+    ("thread.name", |r, _| {
+        s(format!("worker-{}", r.random_range(0..16)))
+    }),
     ("thread.id", |r, _| i(r.random_range(1..64))),
     ("app.retry", |r, _| b(r.random_bool(0.05))),
-    ("app.discount.ratio", |r, _| d(round2(r.random_range(0.0..0.3)))),
-    ("app.tenant", |r, _| s(format!("tenant-{}", r.random_range(0..50)))),
+    ("app.discount.ratio", |r, _| {
+        d(round2(r.random_range(0.0..0.3)))
+    }),
+    ("app.tenant", |r, _| {
+        s(format!("tenant-{}", r.random_range(0..50)))
+    }),
 ];
 
 const DB_ATTRS: &[(&str, Gen)] = &[
     ("db.system.name", |_, c| s(c.db_system)),
     ("db.operation.name", |_, c| s(c.db_op)),
     ("db.collection.name", |_, c| s(c.db_table)),
-    ("db.response.returned_rows", |r, _| i(r.random_range(0..200))),
+    (
+        "db.response.returned_rows",
+        |r, _| i(r.random_range(0..200)),
+    ),
     ("app.cache.hit", |r, _| b(r.random_bool(0.3))),
-    ("db.client.connection.pool.utilization", |r, _| d(round2(r.random_range(0.0..1.0)))),
+    ("db.client.connection.pool.utilization", |r, _| {
+        d(round2(r.random_range(0.0..1.0)))
+    }),
     ("db.query.text", |_, c| {
         s(match c.db_op {
             "SELECT" => format!("SELECT * FROM {} WHERE id = $1", c.db_table),
@@ -188,7 +218,9 @@ const DB_ATTRS: &[(&str, Gen)] = &[
             _ => format!("DELETE FROM {} WHERE id = $1", c.db_table),
         })
     }),
-    ("server.address", |_, c| s(format!("{}.db.internal", c.db_system))),
+    ("server.address", |_, c| {
+        s(format!("{}.db.internal", c.db_system))
+    }),
     ("server.port", |_, c| {
         i(match c.db_system {
             "postgresql" => 5432,
@@ -197,21 +229,31 @@ const DB_ATTRS: &[(&str, Gen)] = &[
         })
     }),
     ("db.namespace", |_, _| s("shop")),
-    ("network.peer.address", |r, _| s(format!("10.1.0.{}", r.random_range(1..=254u8)))),
+    ("network.peer.address", |r, _| {
+        s(format!("10.1.0.{}", r.random_range(1..=254u8)))
+    }),
     ("db.client.prepared", |r, _| b(r.random_bool(0.9))),
 ];
 
 const CLIENT_ATTRS: &[(&str, Gen)] = &[
     ("http.request.method", |_, c| s(c.trace.method)),
     ("url.full", |r, c| {
-        s(format!("http://{}:8080/internal/{}", c.downstream, r.random_range(1..100_000u32)))
+        s(format!(
+            "http://{}:8080/internal/{}",
+            c.downstream,
+            r.random_range(1..100_000u32)
+        ))
     }),
     ("http.response.status_code", |_, c| i(c.status_code)),
     ("server.address", |_, c| s(c.downstream)),
     ("app.cache.hit", |r, _| b(r.random_bool(0.5))),
-    ("app.upstream.cost", |r, _| d(round2(r.random_range(0.0..10.0)))),
+    ("app.upstream.cost", |r, _| {
+        d(round2(r.random_range(0.0..10.0)))
+    }),
     ("server.port", |_, _| i(8080)),
-    ("http.request.resend_count", |r, _| i(if r.random_bool(0.05) { 1 } else { 0 })),
+    ("http.request.resend_count", |r, _| {
+        i(if r.random_bool(0.05) { 1 } else { 0 })
+    }),
     ("network.protocol.version", |_, _| s("1.1")),
     ("peer.service", |_, c| s(c.downstream)),
     ("http.request.body.size", |r, _| i(r.random_range(0..4096))),
@@ -270,8 +312,7 @@ pub fn resource(rng: &mut StdRng, n: u32, service: &str) -> Resource {
         ("cloud.region", s("eu-west-1")),
     ];
     let n = n as usize;
-    let mut attributes: Vec<KeyValue> =
-        pool.into_iter().take(n).map(|(k, v)| kv(k, v)).collect();
+    let mut attributes: Vec<KeyValue> = pool.into_iter().take(n).map(|(k, v)| kv(k, v)).collect();
     for k in attributes.len()..n {
         attributes.push(kv(format!("resource.attr_{k}"), padding_attr(rng, k)));
     }
@@ -293,7 +334,12 @@ fn random_id<const N: usize>(rng: &mut StdRng) -> [u8; N] {
 
 /// Build one request with `spans` spans. Span timestamps lie shortly before
 /// `now_unix_nanos`.
-pub fn build_request(rng: &mut StdRng, opts: &GenOptions, spans: u32, now_unix_nanos: u64) -> Generated {
+pub fn build_request(
+    rng: &mut StdRng,
+    opts: &GenOptions,
+    spans: u32,
+    now_unix_nanos: u64,
+) -> Generated {
     let depth = opts.trace_depth.max(1);
     let mut out = Vec::with_capacity(spans as usize);
     let mut error_spans = 0;
@@ -319,7 +365,11 @@ pub fn build_request(rng: &mut StdRng, opts: &GenOptions, spans: u32, now_unix_n
             let ctx = SpanCtx {
                 trace: &tctx,
                 error,
-                status_code: if error { pick(rng, ERR_STATUS) } else { pick(rng, OK_STATUS) },
+                status_code: if error {
+                    pick(rng, ERR_STATUS)
+                } else {
+                    pick(rng, OK_STATUS)
+                },
                 db_system: pick(rng, DB_SYSTEMS),
                 db_op: pick(rng, DB_OPS),
                 db_table: pick(rng, DB_TABLES),
@@ -332,13 +382,21 @@ pub fn build_request(rng: &mut StdRng, opts: &GenOptions, spans: u32, now_unix_n
                     span::SpanKind::Server,
                     SERVER_ATTRS,
                 ),
-                (_, 1) => (ctx.function.to_string(), span::SpanKind::Internal, INTERNAL_ATTRS),
+                (_, 1) => (
+                    ctx.function.to_string(),
+                    span::SpanKind::Internal,
+                    INTERNAL_ATTRS,
+                ),
                 (_, 2) => (
                     format!("{} {}", ctx.db_op, ctx.db_table),
                     span::SpanKind::Client,
                     DB_ATTRS,
                 ),
-                _ => (tctx.method.to_string(), span::SpanKind::Client, CLIENT_ATTRS),
+                _ => (
+                    tctx.method.to_string(),
+                    span::SpanKind::Client,
+                    CLIENT_ATTRS,
+                ),
             };
             let attributes = attrs(rng, pool, opts.attributes, &ctx);
             let status = if ctx.error {
@@ -452,9 +510,18 @@ impl IdLayout {
         let count = |slot| layout.patches.iter().filter(|p| p.slot == slot).count();
         let spans = gen.spans as usize;
         let parents = spans - gen.traces as usize;
-        ensure!(count(Slot::TraceId) == spans, "trace id count mismatch in encoded request");
-        ensure!(count(Slot::SpanId) == spans + parents, "span id count mismatch in encoded request");
-        ensure!(count(Slot::Time) == 2 * spans, "timestamp count mismatch in encoded request");
+        ensure!(
+            count(Slot::TraceId) == spans,
+            "trace id count mismatch in encoded request"
+        );
+        ensure!(
+            count(Slot::SpanId) == spans + parents,
+            "span id count mismatch in encoded request"
+        );
+        ensure!(
+            count(Slot::Time) == 2 * spans,
+            "timestamp count mismatch in encoded request"
+        );
         Ok(layout)
     }
 
@@ -463,9 +530,15 @@ impl IdLayout {
         // ExportTraceServiceRequest.resource_spans = 1
         for rs in fields(buf, 0)?.into_iter().filter(|f| f.is_len(1)) {
             // ResourceSpans.scope_spans = 2
-            for ss in fields(&buf[rs.range()], rs.start)?.into_iter().filter(|f| f.is_len(2)) {
+            for ss in fields(&buf[rs.range()], rs.start)?
+                .into_iter()
+                .filter(|f| f.is_len(2))
+            {
                 // ScopeSpans.spans = 2
-                for sp in fields(&buf[ss.range()], ss.start)?.into_iter().filter(|f| f.is_len(2)) {
+                for sp in fields(&buf[ss.range()], ss.start)?
+                    .into_iter()
+                    .filter(|f| f.is_len(2))
+                {
                     for f in fields(&buf[sp.range()], sp.start)? {
                         let len = f.end - f.start;
                         let slot = match (f.number, f.wire, len) {
@@ -518,7 +591,10 @@ impl IdLayout {
                     Slot::Time => (1..=20).contains(&len) && value.iter().all(u8::is_ascii_digit),
                 };
                 if !ok {
-                    bail!("unexpected value for {} in OTLP/JSON", String::from_utf8_lossy(key));
+                    bail!(
+                        "unexpected value for {} in OTLP/JSON",
+                        String::from_utf8_lossy(key)
+                    );
                 }
                 patches.push(Patch {
                     offset: start,
@@ -589,7 +665,10 @@ fn shift_time(field: &mut [u8], binary: bool, shift: u64) {
         let v = u64::from_le_bytes(le).saturating_add(shift);
         field.copy_from_slice(&v.to_le_bytes());
     } else {
-        let Some(v) = std::str::from_utf8(field).ok().and_then(|t| t.parse::<u64>().ok()) else {
+        let Some(v) = std::str::from_utf8(field)
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
             return;
         };
         let new = v.saturating_add(shift).to_string();
@@ -695,7 +774,10 @@ mod tests {
         }
     }
 
-    fn all_ids(req: &ExportTraceServiceRequest) -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>, u64, u64)> {
+    /// (trace id, span id, parent span id, start, end) of every span.
+    type Ids = (Vec<u8>, Vec<u8>, Vec<u8>, u64, u64);
+
+    fn all_ids(req: &ExportTraceServiceRequest) -> Vec<Ids> {
         req.resource_spans[0].scope_spans[0]
             .spans
             .iter()
@@ -816,14 +898,21 @@ mod tests {
     fn json_is_otlp_json() {
         let mut rng = StdRng::seed_from_u64(4);
         let g = build_request(&mut rng, &opts(), 2, 1_700_000_000_000_000_000);
-        let v: serde_json::Value = serde_json::from_slice(&encode(&g.request, Encoding::Json).unwrap()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&encode(&g.request, Encoding::Json).unwrap()).unwrap();
         let span = &v["resourceSpans"][0]["scopeSpans"][0]["spans"][1];
         let trace_id = span["traceId"].as_str().unwrap();
         assert_eq!(trace_id.len(), 32);
-        assert!(trace_id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(trace_id
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_eq!(span["spanId"].as_str().unwrap().len(), 16);
         assert_eq!(span["parentSpanId"].as_str().unwrap().len(), 16);
-        assert!(span["kind"].is_i64(), "kind must be an integer: {}", span["kind"]);
+        assert!(
+            span["kind"].is_i64(),
+            "kind must be an integer: {}",
+            span["kind"]
+        );
         assert!(span["status"]["code"].is_i64());
         assert!(span["startTimeUnixNano"].is_string());
         let attrs = span["attributes"].as_array().unwrap();

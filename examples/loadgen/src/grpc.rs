@@ -83,10 +83,16 @@ impl GrpcHyper {
         *req.method_mut() = Method::POST;
         *req.uri_mut() = self.uri.clone();
         let h = req.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
         h.insert(header::TE, HeaderValue::from_static("trailers"));
         h.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
-        h.insert("grpc-accept-encoding", HeaderValue::from_static("identity,gzip"));
+        h.insert(
+            "grpc-accept-encoding",
+            HeaderValue::from_static("identity,gzip"),
+        );
         if self.gzip {
             h.insert("grpc-encoding", HeaderValue::from_static("gzip"));
         }
@@ -94,7 +100,11 @@ impl GrpcHyper {
         let resp = match self.client.request(req).await {
             Ok(r) => r,
             Err(e) => {
-                let label = if e.is_connect() { "CONNECT_ERROR" } else { "TRANSPORT_ERROR" };
+                let label = if e.is_connect() {
+                    "CONNECT_ERROR"
+                } else {
+                    "TRANSPORT_ERROR"
+                };
                 return Outcome::transport_error(label, error_chain(&e));
             }
         };
@@ -304,7 +314,9 @@ impl GrpcTonic {
                     "TRANSPORT_ERROR",
                     format!("{}: {}", status.message(), error_chain(src)),
                 ),
-                None => Outcome::server_error(grpc_code_name(status.code() as i32), status.message()),
+                None => {
+                    Outcome::server_error(grpc_code_name(status.code() as i32), status.message())
+                }
             },
         }
     }

@@ -78,7 +78,11 @@ impl HttpExporter {
         let resp = match self.client.request(req).await {
             Ok(r) => r,
             Err(e) => {
-                let label = if e.is_connect() { "CONNECT_ERROR" } else { "TRANSPORT_ERROR" };
+                let label = if e.is_connect() {
+                    "CONNECT_ERROR"
+                } else {
+                    "TRANSPORT_ERROR"
+                };
                 return Outcome::transport_error(label, error_chain(&e));
             }
         };
@@ -150,9 +154,15 @@ mod tests {
             "memory limit exceeded"
         );
         assert_eq!(
-            error_message(&Bytes::from_static(br#"{"code":14,"message":"busy"}"#), true),
+            error_message(
+                &Bytes::from_static(br#"{"code":14,"message":"busy"}"#),
+                true
+            ),
             "busy"
         );
-        assert_eq!(error_message(&Bytes::from_static(b"plain text"), true), "plain text");
+        assert_eq!(
+            error_message(&Bytes::from_static(b"plain text"), true),
+            "plain text"
+        );
     }
 }

@@ -18,12 +18,17 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::args::{Config, Protocol};
-use crate::stats::{fmt_ms, new_histogram, thousands, Counters, Errors, LatencySummary, Recorder, Summary};
+use crate::stats::{
+    fmt_ms, new_histogram, thousands, Counters, Errors, LatencySummary, Recorder, Summary,
+};
 use crate::transport::{Outcome, Transport};
 use crate::workload::Workload;
 
 /// A request that starts this much after its scheduled time counts as late.
 const LATE_THRESHOLD: Duration = Duration::from_millis(1);
+
+/// Pause of an unpaced slot after a request got no response at all.
+const TRANSPORT_ERROR_BACKOFF: Duration = Duration::from_millis(10);
 
 /// Stop signal shared by all slots (deadline, `--spans` reached, Ctrl-C).
 #[derive(Debug, Default)]
@@ -73,13 +78,25 @@ struct Shared {
 /// address fails fast with a clear message.
 pub async fn preflight(cfg: &Config) -> Result<()> {
     let authority = cfg.endpoint.authority().context("endpoint has no host")?;
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     let port = authority.port_u16().context("endpoint has no port")?;
     let connect = TcpStream::connect((host, port));
     match tokio::time::timeout(Duration::from_secs(5), connect).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(anyhow::anyhow!("could not connect to {authority}: {e}")),
-        Err(_) => Err(anyhow::anyhow!("could not connect to {authority}: timed out after 5s")),
+        Err(_) => Err(anyhow::anyhow!(
+            "could not connect to {authority}: timed out after 5s"
+        )),
+    }
+}
+
+/// Resolves on Ctrl-C; never if the signal handler cannot be installed.
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -96,8 +113,8 @@ pub async fn run(cfg: Config) -> Result<Summary> {
 /// Like [`run`], with an already-built workload.
 pub async fn run_with_workload(cfg: Config, workload: Workload) -> Result<Summary> {
     let a = &cfg.args;
-    let interval = (a.rate > 0.0)
-        .then(|| Duration::from_secs_f64(f64::from(a.spans_per_request) / a.rate));
+    let interval =
+        (a.rate > 0.0).then(|| Duration::from_secs_f64(f64::from(a.spans_per_request) / a.rate));
     let start = Instant::now();
     let shared = Arc::new(Shared {
         workload,
@@ -135,10 +152,11 @@ pub async fn run_with_workload(cfg: Config, workload: Workload) -> Result<Summar
             };
             tokio::select! {
                 _ = deadline => {}
-                _ = tokio::signal::ctrl_c() => eprintln!("loadgen: interrupted, waiting for in-flight requests"),
+                _ = ctrl_c() => eprintln!("loadgen: interrupted, waiting for in-flight requests"),
                 _ = shared.stop.wait() => {}
             }
             shared.stop.trigger();
+            Instant::now()
         })
     };
 
@@ -151,9 +169,13 @@ pub async fn run_with_workload(cfg: Config, workload: Workload) -> Result<Summar
     while let Some(res) = slots.join_next().await {
         res.context("request task panicked")?;
     }
-    let elapsed = start.elapsed();
+    let end = Instant::now();
+    let elapsed = end - start;
     shared.stop.trigger();
-    let _ = watcher.await;
+    let mut stopped_at = watcher.await.unwrap_or(end).min(end);
+    if let Some(d) = shared.deadline {
+        stopped_at = stopped_at.min(d);
+    }
     if let Some(r) = reporter {
         r.abort();
         let _ = r.await;
@@ -165,6 +187,16 @@ pub async fn run_with_workload(cfg: Config, workload: Workload) -> Result<Summar
         r.merge_totals(&mut latency, &mut service);
     }
     let c = shared.counters.snapshot();
+    // Rate-limited: requests whose scheduled time passed before the run
+    // stopped but that were never sent because every slot was busy.
+    let missed_requests = match interval {
+        Some(iv) => {
+            let (ran, iv) = ((stopped_at - start).as_nanos(), iv.as_nanos().max(1));
+            let due = u64::try_from(ran.div_ceil(iv)).unwrap_or(u64::MAX);
+            due.min(shared.max_requests).saturating_sub(c.requests_sent)
+        }
+        None => 0,
+    };
     let secs = elapsed.as_secs_f64().max(1e-9);
     Ok(Summary {
         endpoint: cfg.endpoint.to_string(),
@@ -182,7 +214,10 @@ pub async fn run_with_workload(cfg: Config, workload: Workload) -> Result<Summar
         unique_ids: a.unique_ids,
         target_rate: (a.rate > 0.0).then_some(a.rate),
         request_bytes: shared.workload.avg_message_bytes as u64,
-        wire_bytes: shared.workload.avg_wire_bytes as u64,
+        wire_bytes: match c.requests_sent {
+            0 => shared.workload.avg_wire_bytes as u64,
+            n => c.bytes_sent / n,
+        },
         elapsed_secs: (secs * 1000.0).round() / 1000.0,
         requests_sent: c.requests_sent,
         requests_ok: c.requests_ok,
@@ -197,6 +232,7 @@ pub async fn run_with_workload(cfg: Config, workload: Workload) -> Result<Summar
         requests_per_sec: (c.requests_sent as f64 / secs * 10.0).round() / 10.0,
         bytes_per_sec: (c.bytes_sent as f64 / secs).round(),
         late_requests: c.late_requests,
+        missed_requests,
         latency: LatencySummary::from_histogram(&latency),
         service_time: LatencySummary::from_histogram(&service),
         errors: shared.errors.snapshot(),
@@ -262,7 +298,8 @@ async fn slot(shared: Arc<Shared>, transport: Transport, recorder: Arc<Recorder>
         let spans = u64::from(payload.spans);
         c.requests_sent.fetch_add(1, Relaxed);
         c.spans_sent.fetch_add(spans, Relaxed);
-        c.error_spans_sent.fetch_add(u64::from(payload.error_spans), Relaxed);
+        c.error_spans_sent
+            .fetch_add(u64::from(payload.error_spans), Relaxed);
         c.bytes_sent.fetch_add(payload.body.len() as u64, Relaxed);
 
         let sent_at = Instant::now();
@@ -270,7 +307,10 @@ async fn slot(shared: Arc<Shared>, transport: Transport, recorder: Arc<Recorder>
             Ok(o) => o,
             Err(_) => Outcome::transport_error(
                 "TIMEOUT",
-                format!("no response within {}", humantime::format_duration(s.timeout)),
+                format!(
+                    "no response within {}",
+                    humantime::format_duration(s.timeout)
+                ),
             ),
         };
         let done = Instant::now();
@@ -293,6 +333,14 @@ async fn slot(shared: Arc<Shared>, transport: Transport, recorder: Arc<Recorder>
                 }
                 c.requests_failed.fetch_add(1, Relaxed);
                 s.errors.record(&label, &message);
+                // Receiver unreachable: don't spin on connect errors when
+                // unpaced (paced runs keep their schedule).
+                if !responded && s.interval.is_none() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(TRANSPORT_ERROR_BACKOFF) => {}
+                        _ = s.stop.wait() => return,
+                    }
+                }
             }
         }
     }

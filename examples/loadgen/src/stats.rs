@@ -256,7 +256,7 @@ pub struct Summary {
     pub target_rate: Option<f64>,
     /// Average uncompressed encoded request size in bytes.
     pub request_bytes: u64,
-    /// Average request body size on the wire in bytes (after compression).
+    /// Average body size of the requests sent, in bytes (after compression).
     pub wire_bytes: u64,
     /// Wall-clock time from the first request to the last response, seconds.
     pub elapsed_secs: f64,
@@ -286,6 +286,10 @@ pub struct Summary {
     pub bytes_per_sec: f64,
     /// Requests that started more than 1ms behind schedule (rate-limited runs).
     pub late_requests: u64,
+    /// Rate-limited runs: requests that were due before the run stopped but
+    /// never sent because every in-flight slot was busy (the receiver could
+    /// not keep up with the target rate).
+    pub missed_requests: u64,
     /// Latency of successful requests. When rate-limited, measured from each
     /// request's scheduled send time (includes queueing behind busy slots).
     pub latency: LatencySummary,
@@ -300,7 +304,7 @@ pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -347,9 +351,7 @@ impl fmt::Display for Summary {
         writeln!(
             f,
             "  target       {} {} compression={:?}",
-            proto,
-            self.endpoint,
-            self.compression
+            proto, self.endpoint, self.compression
         )?;
         let rate = match self.target_rate {
             Some(r) => format!("{} spans/s target", thousands(r.round() as u64)),
@@ -364,7 +366,11 @@ impl fmt::Display for Summary {
             f,
             "  requests     {} distinct{}, {} bytes encoded, {} bytes on the wire",
             self.distinct_requests,
-            if self.unique_ids { " (unique IDs per request)" } else { "" },
+            if self.unique_ids {
+                " (unique IDs per request)"
+            } else {
+                ""
+            },
             thousands(self.request_bytes),
             thousands(self.wire_bytes)
         )?;
@@ -393,12 +399,17 @@ impl fmt::Display for Summary {
             self.bytes_per_sec / 1e6
         )?;
         if self.target_rate.is_some() {
-            writeln!(f, "  latency      {}  (from scheduled send time)", fmt_latency(&self.latency))?;
+            writeln!(
+                f,
+                "  latency      {}  (from scheduled send time)",
+                fmt_latency(&self.latency)
+            )?;
             writeln!(f, "  service time {}", fmt_latency(&self.service_time))?;
             writeln!(
                 f,
-                "  late starts  {} requests started >1ms behind schedule",
-                thousands(self.late_requests)
+                "  schedule     {} requests started >1ms late, {} due requests never sent",
+                thousands(self.late_requests),
+                thousands(self.missed_requests)
             )?;
         } else {
             writeln!(f, "  latency      {}", fmt_latency(&self.latency))?;
@@ -411,7 +422,12 @@ impl fmt::Display for Summary {
                 if e.example.is_empty() {
                     writeln!(f, "    {label:<20} {}", thousands(e.count))?;
                 } else {
-                    writeln!(f, "    {label:<20} {}  e.g. {:?}", thousands(e.count), e.example)?;
+                    writeln!(
+                        f,
+                        "    {label:<20} {}  e.g. {:?}",
+                        thousands(e.count),
+                        e.example
+                    )?;
                 }
             }
         }

@@ -47,33 +47,28 @@ impl BodyFormat {
         }
     }
 
-    /// Turn an encoded message into a wire body.
-    pub fn wire(&self, message: &[u8]) -> Result<Bytes> {
-        let compressed;
+    /// Turn an encoded message into a wire body, compressing at `level`.
+    pub fn wire(&self, message: Vec<u8>, level: flate2::Compression) -> Result<Bytes> {
         let payload = if self.gzip {
-            compressed = gzip(message)?;
-            &compressed[..]
+            gzip(&message, level)?
         } else {
             message
         };
         if !self.grpc_frame {
-            return Ok(Bytes::copy_from_slice(payload));
+            return Ok(Bytes::from(payload));
         }
         let len = u32::try_from(payload.len()).context("message too large for gRPC framing")?;
         let mut out = BytesMut::with_capacity(5 + payload.len());
         out.put_u8(u8::from(self.gzip));
         out.put_u32(len);
-        out.put_slice(payload);
+        out.put_slice(&payload);
         Ok(out.freeze())
     }
 }
 
-/// gzip `data` at the default level.
-pub fn gzip(data: &[u8]) -> Result<Vec<u8>> {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 4 + 64),
-        flate2::Compression::default(),
-    );
+/// gzip `data` at `level`.
+pub fn gzip(data: &[u8], level: flate2::Compression) -> Result<Vec<u8>> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 4 + 64), level);
     enc.write_all(data)?;
     Ok(enc.finish()?)
 }
@@ -85,6 +80,8 @@ struct Prebuilt {
     wire: Bytes,
     /// Encoded, uncompressed, unframed message (kept only for `--unique-ids`).
     message: Option<(Vec<u8>, IdLayout)>,
+    /// Length of the encoded, uncompressed message.
+    message_len: usize,
     spans: u32,
     error_spans: u32,
 }
@@ -145,13 +142,18 @@ impl Workload {
         let now = unix_nanos();
         // With --spans smaller than one cycle, don't build requests never sent.
         let distinct = match cfg.max_requests {
-            Some(m) => u64::from(a.distinct_requests).min(m).max(1) as u32,
+            Some(m) => {
+                let full = if cfg.tail_spans > 0 { m - 1 } else { m };
+                u64::from(a.distinct_requests).min(full).max(1) as u32
+            }
             None => a.distinct_requests,
         };
         let mut make = |spans: u32| -> Result<Prebuilt> {
             let g = build_request(&mut rng, &opts, spans, now);
             let message = encode(&g.request, encoding)?;
-            let wire = format.wire(&message)?;
+            let message_len = message.len();
+            // Pre-built bodies: default level, like OTLP SDK exporters.
+            let wire = format.wire(message.clone(), flate2::Compression::default())?;
             let message = if a.unique_ids {
                 let layout = IdLayout::locate(&message, encoding, &g)?;
                 Some((message, layout))
@@ -161,6 +163,7 @@ impl Workload {
             Ok(Prebuilt {
                 wire,
                 message,
+                message_len,
                 spans: g.spans,
                 error_spans: g.error_spans,
             })
@@ -171,25 +174,15 @@ impl Workload {
         for _ in 0..distinct {
             let p = make(a.spans_per_request)?;
             wire_bytes += p.wire.len();
-            message_bytes += match &p.message {
-                Some((m, _)) => m.len(),
-                None => p.wire.len(),
-            };
+            message_bytes += p.message_len;
             requests.push(p);
         }
         let tail = match cfg.max_requests {
             Some(m) if cfg.tail_spans > 0 => Some((m - 1, make(cfg.tail_spans)?)),
             _ => None,
         };
-        // Measure the uncompressed size separately when only the wire form is kept.
-        let avg_message_bytes = if a.unique_ids || !format.gzip {
-            message_bytes / requests.len()
-        } else {
-            let g = build_request(&mut StdRng::seed_from_u64(seed), &opts, a.spans_per_request, now);
-            encode(&g.request, encoding)?.len()
-        };
         Ok(Self {
-            avg_message_bytes,
+            avg_message_bytes: message_bytes / requests.len(),
             avg_wire_bytes: wire_bytes / requests.len(),
             requests,
             tail,
@@ -216,7 +209,9 @@ impl Workload {
                 let mut buf = message.clone();
                 let shift = unix_nanos().saturating_sub(self.built_unix_nanos);
                 layout.apply(&mut buf, splitmix64(self.salt ^ seq), shift);
-                self.format.wire(&buf)?
+                // Compressed per request: fast level, or gzip alone would
+                // limit the generator to ~1,000 requests/s per core.
+                self.format.wire(buf, flate2::Compression::fast())?
             }
             _ => p.wire.clone(),
         };

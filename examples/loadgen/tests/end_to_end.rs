@@ -12,7 +12,16 @@ use loadgen::stats::Summary;
 
 async fn run(addr: SocketAddr, extra: &[&str]) -> Summary {
     let endpoint = format!("http://{addr}");
-    let mut argv = vec!["loadgen", "--endpoint", &endpoint, "--quiet", "--workers", "2", "--in-flight", "3"];
+    let mut argv = vec![
+        "loadgen",
+        "--endpoint",
+        &endpoint,
+        "--quiet",
+        "--workers",
+        "2",
+        "--in-flight",
+        "3",
+    ];
     argv.extend_from_slice(extra);
     let cfg = Args::parse_from(argv).into_config().expect("valid args");
     loadgen::run::preflight(&cfg).await.expect("sink reachable");
@@ -20,8 +29,16 @@ async fn run(addr: SocketAddr, extra: &[&str]) -> Summary {
 }
 
 fn check_exact(summary: &Summary, sink: &Sink, spans: u64, requests: u64) {
-    assert_eq!(sink.spans.load(Relaxed), spans, "spans received by the sink");
-    assert_eq!(sink.requests.load(Relaxed), requests, "requests received by the sink");
+    assert_eq!(
+        sink.spans.load(Relaxed),
+        spans,
+        "spans received by the sink"
+    );
+    assert_eq!(
+        sink.requests.load(Relaxed),
+        requests,
+        "requests received by the sink"
+    );
     assert_eq!(sink.bad_ids.load(Relaxed), 0);
     assert_eq!(summary.spans_sent, spans);
     assert_eq!(summary.spans_accepted, spans);
@@ -37,7 +54,18 @@ async fn grpc_hyper_exact_span_count() {
     let sink = Sink::new(Mode::Accept, false);
     let addr = grpc_sink(sink.clone()).await;
     // 1050 spans = 10 full requests + one of 50.
-    let s = run(addr, &["--spans", "1050", "--spans-per-request", "100", "--distinct-requests", "4"]).await;
+    let s = run(
+        addr,
+        &[
+            "--spans",
+            "1050",
+            "--spans-per-request",
+            "100",
+            "--distinct-requests",
+            "4",
+        ],
+    )
+    .await;
     check_exact(&s, &sink, 1050, 11);
 }
 
@@ -47,20 +75,49 @@ async fn grpc_hyper_gzip_unique_ids() {
     let addr = grpc_sink(sink.clone()).await;
     let s = run(
         addr,
-        &["--spans", "2000", "--spans-per-request", "50", "--distinct-requests", "2", "--compression", "gzip", "--unique-ids"],
+        &[
+            "--spans",
+            "2000",
+            "--spans-per-request",
+            "50",
+            "--distinct-requests",
+            "2",
+            "--compression",
+            "gzip",
+            "--unique-ids",
+        ],
     )
     .await;
     check_exact(&s, &sink, 2000, 40);
-    assert_eq!(sink.duplicate_ids.load(Relaxed), 0, "IDs must not repeat with --unique-ids");
+    assert_eq!(
+        sink.duplicate_ids.load(Relaxed),
+        0,
+        "IDs must not repeat with --unique-ids"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_ids_repeat_without_unique_ids() {
     let sink = Sink::new(Mode::Accept, true);
     let addr = grpc_sink(sink.clone()).await;
-    let s = run(addr, &["--spans", "400", "--spans-per-request", "100", "--distinct-requests", "2"]).await;
+    let s = run(
+        addr,
+        &[
+            "--spans",
+            "400",
+            "--spans-per-request",
+            "100",
+            "--distinct-requests",
+            "2",
+        ],
+    )
+    .await;
     check_exact(&s, &sink, 400, 4);
-    assert_eq!(sink.duplicate_ids.load(Relaxed), 200, "2 distinct requests cycled twice");
+    assert_eq!(
+        sink.duplicate_ids.load(Relaxed),
+        200,
+        "2 distinct requests cycled twice"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,7 +126,17 @@ async fn grpc_tonic_gzip() {
     let addr = grpc_sink(sink.clone()).await;
     let s = run(
         addr,
-        &["--grpc-client", "tonic", "--compression", "gzip", "--spans", "777", "--spans-per-request", "100", "--unique-ids"],
+        &[
+            "--grpc-client",
+            "tonic",
+            "--compression",
+            "gzip",
+            "--spans",
+            "777",
+            "--spans-per-request",
+            "100",
+            "--unique-ids",
+        ],
     )
     .await;
     check_exact(&s, &sink, 777, 8);
@@ -80,7 +147,18 @@ async fn grpc_tonic_gzip() {
 async fn http_proto() {
     let sink = Sink::new(Mode::Accept, false);
     let addr = http_sink(sink.clone()).await;
-    let s = run(addr, &["--protocol", "http", "--spans", "1000", "--spans-per-request", "100"]).await;
+    let s = run(
+        addr,
+        &[
+            "--protocol",
+            "http",
+            "--spans",
+            "1000",
+            "--spans-per-request",
+            "100",
+        ],
+    )
+    .await;
     check_exact(&s, &sink, 1000, 10);
 }
 
@@ -91,8 +169,21 @@ async fn http_json_gzip_unique_ids() {
     let s = run(
         addr,
         &[
-            "--protocol", "http", "--encoding", "json", "--compression", "gzip", "--unique-ids",
-            "--spans", "1234", "--spans-per-request", "100", "--distinct-requests", "3", "--attributes", "25",
+            "--protocol",
+            "http",
+            "--encoding",
+            "json",
+            "--compression",
+            "gzip",
+            "--unique-ids",
+            "--spans",
+            "1234",
+            "--spans-per-request",
+            "100",
+            "--distinct-requests",
+            "3",
+            "--attributes",
+            "25",
         ],
     )
     .await;
@@ -104,8 +195,23 @@ async fn http_json_gzip_unique_ids() {
 async fn partial_success_is_counted() {
     for (proto, sink_fn) in [("grpc", true), ("http", false)] {
         let sink = Sink::new(Mode::Reject(3), false);
-        let addr = if sink_fn { grpc_sink(sink.clone()).await } else { http_sink(sink.clone()).await };
-        let s = run(addr, &["--protocol", proto, "--spans", "500", "--spans-per-request", "100"]).await;
+        let addr = if sink_fn {
+            grpc_sink(sink.clone()).await
+        } else {
+            http_sink(sink.clone()).await
+        };
+        let s = run(
+            addr,
+            &[
+                "--protocol",
+                proto,
+                "--spans",
+                "500",
+                "--spans-per-request",
+                "100",
+            ],
+        )
+        .await;
         assert_eq!(s.requests_ok, 5, "{proto}");
         assert_eq!(s.spans_rejected, 15, "{proto}");
         assert_eq!(s.spans_accepted, 485, "{proto}");
@@ -121,14 +227,39 @@ async fn errors_are_counted_by_status() {
     assert_eq!(s.responses, 3);
     assert_eq!(s.spans_accepted, 0);
     assert_eq!(s.errors["UNAVAILABLE"].count, 3);
-    assert_eq!(s.errors["UNAVAILABLE"].example, "sink is failing on purpose");
+    assert_eq!(
+        s.errors["UNAVAILABLE"].example,
+        "sink is failing on purpose"
+    );
 
-    let s = run(addr, &["--spans", "300", "--spans-per-request", "100", "--grpc-client", "tonic"]).await;
+    let s = run(
+        addr,
+        &[
+            "--spans",
+            "300",
+            "--spans-per-request",
+            "100",
+            "--grpc-client",
+            "tonic",
+        ],
+    )
+    .await;
     assert_eq!(s.errors["UNAVAILABLE"].count, 3);
 
     let sink = Sink::new(Mode::Fail, false);
     let addr = http_sink(sink.clone()).await;
-    let s = run(addr, &["--protocol", "http", "--spans", "200", "--spans-per-request", "100"]).await;
+    let s = run(
+        addr,
+        &[
+            "--protocol",
+            "http",
+            "--spans",
+            "200",
+            "--spans-per-request",
+            "100",
+        ],
+    )
+    .await;
     assert_eq!(s.errors["HTTP 503"].count, 2);
     assert_eq!(s.errors["HTTP 503"].example, "sink is failing on purpose");
 }
@@ -138,10 +269,30 @@ async fn rate_limit_is_respected() {
     let sink = Sink::new(Mode::Accept, false);
     let addr = grpc_sink(sink.clone()).await;
     // 5000 spans/s at 50 spans/request = 100 requests/s for 1s.
-    let s = run(addr, &["--rate", "5000", "--spans-per-request", "50", "--duration", "1s"]).await;
-    assert!((98..=101).contains(&s.requests_sent), "requests {}", s.requests_sent);
+    let s = run(
+        addr,
+        &[
+            "--rate",
+            "5000",
+            "--spans-per-request",
+            "50",
+            "--duration",
+            "1s",
+        ],
+    )
+    .await;
+    assert!(
+        (98..=101).contains(&s.requests_sent),
+        "requests {}",
+        s.requests_sent
+    );
     assert_eq!(sink.spans.load(Relaxed), s.spans_sent);
-    assert!(s.elapsed_secs >= 0.98 && s.elapsed_secs < 1.5, "elapsed {}", s.elapsed_secs);
+    assert!(
+        s.elapsed_secs >= 0.98 && s.elapsed_secs < 1.5,
+        "elapsed {}",
+        s.elapsed_secs
+    );
+    assert_eq!(s.missed_requests, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,8 +308,14 @@ async fn duration_limit_stops() {
 #[tokio::test]
 async fn unreachable_endpoint_fails_preflight() {
     // Bind and drop to get a port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let endpoint = format!("http://127.0.0.1:{port}");
-    let cfg = Args::parse_from(["loadgen", "--endpoint", &endpoint]).into_config().unwrap();
+    let cfg = Args::parse_from(["loadgen", "--endpoint", &endpoint])
+        .into_config()
+        .unwrap();
     assert!(loadgen::run::preflight(&cfg).await.is_err());
 }

@@ -22,6 +22,9 @@ use prost::Message;
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 
+/// (trace id, span id).
+pub type SpanKey = (Vec<u8>, Vec<u8>);
+
 /// What the sink answers.
 #[derive(Debug, Clone, Copy)]
 pub enum Mode {
@@ -41,7 +44,7 @@ pub struct Sink {
     pub spans: AtomicU64,
     pub bad_ids: AtomicU64,
     /// (trace id, span id) pairs seen, if tracking.
-    pub ids: Mutex<Option<HashSet<(Vec<u8>, Vec<u8>)>>>,
+    pub ids: Mutex<Option<HashSet<SpanKey>>>,
     pub duplicate_ids: AtomicU64,
 }
 
@@ -128,7 +131,9 @@ pub async fn http_sink(sink: Arc<Sink>) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let sink = sink.clone();
             tokio::spawn(async move {
@@ -170,15 +175,25 @@ async fn handle_http(
     let body = req.into_body().collect().await.unwrap().to_bytes();
     let body = if gzip {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_end(&mut out)
+            .unwrap();
         Bytes::from(out)
     } else {
         body
     };
-    let ct = if json { "application/json" } else { "application/x-protobuf" };
+    let ct = if json {
+        "application/json"
+    } else {
+        "application/x-protobuf"
+    };
     if let Mode::Fail = sink.mode {
         sink.requests.fetch_add(1, Relaxed);
-        return reply(503, "application/json", br#"{"code":14,"message":"sink is failing on purpose"}"#.to_vec());
+        return reply(
+            503,
+            "application/json",
+            br#"{"code":14,"message":"sink is failing on purpose"}"#.to_vec(),
+        );
     }
     let decoded: Result<ExportTraceServiceRequest, String> = if json {
         serde_json::from_slice(&body).map_err(|e| e.to_string())
