@@ -51,10 +51,15 @@ impl Running {
 
 /// Resolves, builds and starts a service from YAML text.
 pub async fn start(yaml: &str) -> Running {
+    start_with(yaml, &[]).await
+}
+
+/// Resolves, builds and starts a service from YAML text with `--set` overrides.
+pub async fn start_with(yaml: &str, sets: &[String]) -> Running {
     link_all();
     let raw = config::load_merged(
         &[ConfigSource::Embedded { name: "test".into(), text: yaml.into() }],
-        &[],
+        sets,
         &|name| std::env::var(name).ok(),
     )
     .expect("config loads");
