@@ -1,0 +1,53 @@
+//! The `sqlite` exporter: stores spans in the Teletrace SQLite layout
+//! (`embedded_spans.db`) and reads them back for the query extension.
+//!
+//! See `README.md` in this folder for the config keys and the schema.
+
+mod batch;
+pub mod config;
+mod errors;
+mod insert;
+mod query;
+mod reader;
+mod retention;
+pub mod schema;
+mod value;
+mod writer;
+
+pub use config::SqliteConfig;
+pub use reader::SqliteReader;
+pub use writer::SqliteExporter;
+
+use std::sync::Arc;
+use teletrace_core::registry::{BuildContext, Capability, ExporterFactory, FactoryRef, Registration};
+use teletrace_core::{ComponentError, Exporter, Stability};
+
+/// Builds `sqlite` exporters. Building opens nothing; the database is opened on start.
+pub struct SqliteFactory;
+
+impl ExporterFactory for SqliteFactory {
+    type Config = SqliteConfig;
+
+    fn create(
+        &self,
+        ctx: &BuildContext,
+        config: SqliteConfig,
+    ) -> Result<Arc<dyn Exporter>, ComponentError> {
+        Ok(Arc::new(SqliteExporter::new(
+            &ctx.id.to_string(),
+            config,
+            &ctx.metrics,
+        )))
+    }
+}
+
+inventory::submit! {
+    Registration {
+        type_name: "sqlite",
+        aliases: &[],
+        stability: Stability::Beta,
+        description: "stores spans in SQLite (Teletrace layout) and serves them to the query extension",
+        capabilities: &[Capability::TraceStorage],
+        factory: FactoryRef::Exporter(&SqliteFactory),
+    }
+}

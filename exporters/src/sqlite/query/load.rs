@@ -1,0 +1,398 @@
+//! Reads whole spans back: one query returns each span with its attributes (aggregated
+//! as JSON by SQLite, so a 2,000-span trace is 2,000 rows, not 22,000), one query each
+//! returns the events and links of the selected spans, then each resource and scope is
+//! loaded once.
+
+use super::sql::Sql;
+use crate::sqlite::value::{
+    decode_any, json_to_any, kind_value, parse_double, status_value, unhex, SqlValue, BYTES,
+    DOUBLE, STR,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+use opentelemetry_proto::tonic::trace::v1::{Span, Status};
+use serde_json::Value as Json;
+use sqlx::sqlite::{SqliteRow, SqliteValueRef};
+use sqlx::{Row as _, SqliteConnection, TypeInfo as _, Value as _, ValueRef as _};
+use std::collections::{BTreeSet, HashMap};
+use teletrace_core::storage::{StorageError, StoredSpan};
+
+/// The value of attribute alias `a` in a JSON-safe form: doubles as exact text, bytes as
+/// hex (JSON cannot hold blobs), NULL kept.
+fn json_value(alias: &str) -> String {
+    format!(
+        "CASE WHEN {alias}.value IS NULL THEN NULL \
+         WHEN {alias}.type = 'Double' THEN printf('%!.17g', {alias}.value) \
+         WHEN {alias}.type = 'Bytes' THEN hex({alias}.value) ELSE {alias}.value END"
+    )
+}
+
+/// The attributes of the owner matched by `condition`, as `[[key, type, value], ...]`.
+fn attributes_json(table: &str, alias: &str, condition: &str) -> String {
+    format!(
+        "(SELECT json_group_array(json_array({alias}.key, {alias}.type, {value})) \
+         FROM {table} AS {alias} WHERE {condition})",
+        value = json_value(alias)
+    )
+}
+
+fn backend(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Backend(format!("sqlite: {e}"))
+}
+
+/// Every span of a trace, by start time.
+pub(crate) async fn trace(
+    conn: &mut SqliteConnection,
+    trace_id: &str,
+) -> Result<Vec<StoredSpan>, StorageError> {
+    let mut which = Sql::new("s.bucket IN (SELECT bucket FROM segments) AND s.trace_id = ");
+    which.text_param(trace_id);
+    let mut spans = load(conn, &which).await?;
+    // Sorted here rather than by SQLite, which would sort whole rows, attributes included.
+    spans.sort_by(|a, b| {
+        (a.span.start_time_unix_nano, &a.span.span_id).cmp(&(b.span.start_time_unix_nano, &b.span.span_id))
+    });
+    Ok(spans)
+}
+
+/// The spans with these hex IDs, in the order given (unknown IDs are skipped).
+pub(crate) async fn by_ids(
+    conn: &mut SqliteConnection,
+    span_ids: &[String],
+) -> Result<Vec<StoredSpan>, StorageError> {
+    let mut spans = Vec::with_capacity(span_ids.len());
+    for chunk in span_ids.chunks(10_000) {
+        let mut which = Sql::new("s.span_id IN ");
+        which.list(chunk.iter().map(|id| SqlValue::Text(id.clone())));
+        spans.extend(load(conn, &which).await?);
+    }
+    let position: HashMap<&str, usize> = span_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let hex_of = |s: &StoredSpan| crate::sqlite::value::hex(&s.span.span_id);
+    spans.sort_by_key(|s| position.get(hex_of(s).as_str()).copied().unwrap_or(usize::MAX));
+    Ok(spans)
+}
+
+/// Loads the spans `which` (a condition on `spans AS s`) selects: one query for the span
+/// rows with their attributes, one each for events and links (only spans that have them
+/// return rows), then each resource and scope once.
+async fn load(conn: &mut SqliteConnection, which: &Sql) -> Result<Vec<StoredSpan>, StorageError> {
+    let mut sql = Sql::new(&format!(
+        "SELECT s.span_id, s.trace_id, s.trace_state, s.parent_span_id, s.name, s.kind, \
+         s.start_time_unix_nano, s.end_time_unix_nano, s.dropped_span_attributes_count, \
+         s.span_status_message, s.span_status_code, s.dropped_resource_attributes_count, \
+         s.dropped_events_count, s.dropped_links_count, s.duration, s.ingestion_time_unix_nano, \
+         s.instrumentation_scope_id, {attrs}, s.resource_set_id FROM spans AS s WHERE ",
+        attrs = attributes_json("span_attributes", "a", "a.bucket = s.bucket AND a.span_id = s.span_id"),
+    ));
+    sql.append(which);
+    let rows = sql.fetch_all(conn).await.map_err(backend)?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut partials = rows
+        .iter()
+        .map(span_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    drop(rows);
+
+    let mut events = Sql::new(&format!(
+        "SELECT e.span_id, e.time_unix_nano, e.name, e.dropped_attributes_count, {attrs} \
+         FROM events AS e WHERE e.span_id IN (SELECT s.span_id FROM spans AS s WHERE ",
+        attrs = attributes_json("event_attributes", "ea", "ea.event_id = e.id"),
+    ));
+    events.append(which).push(") ORDER BY e.id");
+    let mut by_span: HashMap<String, Vec<Event>> = HashMap::new();
+    for row in events.fetch_all(conn).await.map_err(backend)? {
+        let attrs: Option<String> = column(&row, 4)?;
+        by_span.entry(column(&row, 0)?).or_default().push(Event {
+            time_unix_nano: column::<Option<i64>>(&row, 1)?
+                .and_then(|t| u64::try_from(t).ok())
+                .unwrap_or(0),
+            name: column::<Option<String>>(&row, 2)?.unwrap_or_default(),
+            dropped_attributes_count: count(&row, 3)?,
+            attributes: parse_attributes(attrs.as_deref())?,
+        });
+    }
+    let mut links = Sql::new(&format!(
+        "SELECT l.span_id, l.linked_trace_id, l.linked_span_id, l.trace_state, \
+         l.dropped_attributes_count, {attrs} FROM links AS l \
+         WHERE l.span_id IN (SELECT s.span_id FROM spans AS s WHERE ",
+        attrs = attributes_json("link_attributes", "la", "la.link_id = l.id"),
+    ));
+    links.append(which).push(") ORDER BY l.id");
+    let mut links_by_span: HashMap<String, Vec<Link>> = HashMap::new();
+    for row in links.fetch_all(conn).await.map_err(backend)? {
+        let attrs: Option<String> = column(&row, 5)?;
+        links_by_span.entry(column(&row, 0)?).or_default().push(Link {
+            trace_id: id_bytes(column(&row, 1)?),
+            span_id: id_bytes(column(&row, 2)?),
+            trace_state: column::<Option<String>>(&row, 3)?.unwrap_or_default(),
+            dropped_attributes_count: count(&row, 4)?,
+            attributes: parse_attributes(attrs.as_deref())?,
+            flags: 0,
+        });
+    }
+    if !by_span.is_empty() || !links_by_span.is_empty() {
+        for p in &mut partials {
+            let id = crate::sqlite::value::hex(&p.stored.span.span_id);
+            if let Some(events) = by_span.remove(&id) {
+                p.stored.span.events = events;
+            }
+            if let Some(links) = links_by_span.remove(&id) {
+                p.stored.span.links = links;
+            }
+        }
+    }
+    assemble(conn, partials).await
+}
+
+/// A span row before its resource and scope are attached.
+struct Partial {
+    stored: StoredSpan,
+    resource_set_id: Option<String>,
+    dropped_resource_attributes: u32,
+    scope_id: i64,
+}
+
+async fn assemble(
+    conn: &mut SqliteConnection,
+    partials: Vec<Partial>,
+) -> Result<Vec<StoredSpan>, StorageError> {
+    let set_ids: BTreeSet<&str> = partials
+        .iter()
+        .filter_map(|p| p.resource_set_id.as_deref())
+        .collect();
+    let scope_ids: BTreeSet<i64> = partials.iter().map(|p| p.scope_id).collect();
+    let sets = load_resource_sets(conn, &set_ids).await?;
+    let scopes = load_scopes(conn, &scope_ids).await?;
+
+    let mut out = Vec::with_capacity(partials.len());
+    for p in partials {
+        let mut stored = p.stored;
+        stored.resource = Resource {
+            attributes: p
+                .resource_set_id
+                .as_deref()
+                .and_then(|id| sets.get(id).cloned())
+                .unwrap_or_default(),
+            dropped_attributes_count: p.dropped_resource_attributes,
+            ..Default::default()
+        };
+        stored.scope = scopes.get(&p.scope_id).cloned().unwrap_or_default();
+        out.push(stored);
+    }
+    Ok(out)
+}
+
+fn column<'r, T>(row: &'r SqliteRow, index: usize) -> Result<T, StorageError>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get::<T, _>(index).map_err(backend)
+}
+
+fn count(row: &SqliteRow, index: usize) -> Result<u32, StorageError> {
+    let v: i64 = column(row, index)?;
+    Ok(u32::try_from(v).unwrap_or(u32::MAX))
+}
+
+fn time(row: &SqliteRow, index: usize) -> Result<u64, StorageError> {
+    let v: i64 = column(row, index)?;
+    Ok(u64::try_from(v).unwrap_or(0))
+}
+
+fn id_bytes(text: Option<String>) -> Vec<u8> {
+    text.as_deref().and_then(unhex).unwrap_or_default()
+}
+
+fn span_row(row: &SqliteRow) -> Result<Partial, StorageError> {
+    let kind: Option<String> = column(row, 5)?;
+    let code: String = column(row, 10)?;
+    let attrs: Option<String> = column(row, 17)?;
+    let resource_set_id: Option<String> = column(row, 18)?;
+    let span = Span {
+        span_id: id_bytes(column(row, 0)?),
+        trace_id: id_bytes(column(row, 1)?),
+        trace_state: column::<Option<String>>(row, 2)?.unwrap_or_default(),
+        parent_span_id: id_bytes(column(row, 3)?),
+        flags: 0,
+        name: column::<Option<String>>(row, 4)?.unwrap_or_default(),
+        kind: kind.as_deref().and_then(kind_value).unwrap_or(0),
+        start_time_unix_nano: time(row, 6)?,
+        end_time_unix_nano: time(row, 7)?,
+        attributes: parse_attributes(attrs.as_deref())?,
+        dropped_attributes_count: count(row, 8)?,
+        events: Vec::new(),
+        dropped_events_count: count(row, 12)?,
+        links: Vec::new(),
+        dropped_links_count: count(row, 13)?,
+        status: Some(Status {
+            message: column(row, 9)?,
+            code: status_value(&code).unwrap_or(0),
+        }),
+    };
+    Ok(Partial {
+        stored: StoredSpan {
+            span,
+            duration_ns: time(row, 14)?,
+            ingestion_time_ns: time(row, 15)?,
+            ..Default::default()
+        },
+        resource_set_id,
+        dropped_resource_attributes: count(row, 11)?,
+        scope_id: column(row, 16)?,
+    })
+}
+
+/// `[[key, type, value], ...]` as written by [`attributes_json`].
+fn parse_attributes(text: Option<&str>) -> Result<Vec<KeyValue>, StorageError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let items: Vec<(String, String, Json)> = serde_json::from_str(text).map_err(backend)?;
+    Ok(items
+        .into_iter()
+        .map(|(key, type_name, value)| KeyValue {
+            key,
+            value: Some(json_attribute(&type_name, &value)),
+            ..Default::default()
+        })
+        .collect())
+}
+
+fn json_attribute(type_name: &str, value: &Json) -> AnyValue {
+    let stored = match value {
+        Json::Null => SqlValue::Null,
+        Json::Bool(b) => SqlValue::Int(i64::from(*b)),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => SqlValue::Int(i),
+            None => SqlValue::Real(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Json::String(s) => match type_name {
+            DOUBLE => match parse_double(s) {
+                Some(d) => SqlValue::Real(d),
+                None => SqlValue::Text(s.clone()),
+            },
+            BYTES => match unhex(s) {
+                Some(b) => SqlValue::Blob(b),
+                None => SqlValue::Text(s.clone()),
+            },
+            _ => SqlValue::Text(s.clone()),
+        },
+        other => {
+            return AnyValue {
+                value: json_to_any(other).value,
+            }
+        }
+    };
+    decode_any(type_name, stored)
+}
+
+/// Reads a dynamically typed column.
+pub(crate) fn read_value(row: &SqliteRow, index: usize) -> Result<SqlValue, StorageError> {
+    let raw: SqliteValueRef<'_> = row.try_get_raw(index).map_err(backend)?;
+    if raw.is_null() {
+        return Ok(SqlValue::Null);
+    }
+    let owned = sqlx::ValueRef::to_owned(&raw);
+    let type_name = owned.type_info().name().to_string();
+    let decoded = match type_name.as_str() {
+        "INTEGER" => owned.try_decode::<i64>().map(SqlValue::Int),
+        "REAL" => owned.try_decode::<f64>().map(SqlValue::Real),
+        "BLOB" => owned.try_decode::<Vec<u8>>().map(SqlValue::Blob),
+        _ => owned.try_decode::<String>().map(SqlValue::Text),
+    };
+    decoded.map_err(backend)
+}
+
+/// The attributes of each resource set, in their original order.
+async fn load_resource_sets(
+    conn: &mut SqliteConnection,
+    ids: &BTreeSet<&str>,
+) -> Result<HashMap<String, Vec<KeyValue>>, StorageError> {
+    let mut out: HashMap<String, Vec<KeyValue>> = HashMap::new();
+    let ids: Vec<&str> = ids.iter().copied().collect();
+    for chunk in ids.chunks(10_000) {
+        let mut sql = Sql::new(
+            "SELECT m.resource_set_id, a.key, a.type, a.value FROM resource_set_members AS m \
+             JOIN resource_attributes AS a ON a.resource_id = m.resource_attribute_id \
+             WHERE m.resource_set_id IN ",
+        );
+        sql.list(chunk.iter().map(|id| SqlValue::Text(id.to_string())))
+            .push(" ORDER BY m.resource_set_id, m.position");
+        for row in sql.fetch_all(conn).await.map_err(backend)? {
+            let id: String = column(&row, 0)?;
+            let key: String = column(&row, 1)?;
+            let type_name: String = column(&row, 2)?;
+            let value = decode_any(&type_name, read_value(&row, 3)?);
+            out.entry(id).or_default().push(KeyValue {
+                key,
+                value: Some(value),
+                ..Default::default()
+            });
+        }
+    }
+    Ok(out)
+}
+
+async fn load_scopes(
+    conn: &mut SqliteConnection,
+    ids: &BTreeSet<i64>,
+) -> Result<HashMap<i64, InstrumentationScope>, StorageError> {
+    let mut scopes: HashMap<i64, InstrumentationScope> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(scopes);
+    }
+    let ids: Vec<SqlValue> = ids.iter().map(|i| SqlValue::Int(*i)).collect();
+    let mut sql = Sql::new("SELECT id, name, version, dropped_attributes_count FROM scopes WHERE id IN ");
+    sql.list(ids.iter().cloned());
+    for row in sql.fetch_all(conn).await.map_err(backend)? {
+        scopes.insert(
+            column(&row, 0)?,
+            InstrumentationScope {
+                name: column::<Option<String>>(&row, 1)?.unwrap_or_default(),
+                version: column::<Option<String>>(&row, 2)?.unwrap_or_default(),
+                attributes: Vec::new(),
+                dropped_attributes_count: count(&row, 3)?,
+            },
+        );
+    }
+    let mut sql = Sql::new("SELECT scope_id, key, type, value FROM scope_attributes WHERE scope_id IN ");
+    sql.list(ids);
+    for row in sql.fetch_all(conn).await.map_err(backend)? {
+        let id: i64 = column(&row, 0)?;
+        let type_name: String = column(&row, 2)?;
+        if let Some(scope) = scopes.get_mut(&id) {
+            scope.attributes.push(KeyValue {
+                key: column(&row, 1)?,
+                value: Some(decode_any(&type_name, read_value(&row, 3)?)),
+                ..Default::default()
+            });
+        }
+    }
+    Ok(scopes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+
+    #[test]
+    fn json_attributes_decode_by_type() {
+        let parsed = parse_attributes(Some(
+            r#"[["d","Double","0.10000000000000001"],["b","Bytes","00FF"],["t","Bool",1],["m","Map","{\"k\":[1,2.5]}"],["e","Empty",null]]"#,
+        ))
+        .unwrap();
+        assert_eq!(parsed[0].value.as_ref().unwrap().value, Some(Value::DoubleValue(0.1)));
+        assert_eq!(parsed[1].value.as_ref().unwrap().value, Some(Value::BytesValue(vec![0, 255])));
+        assert_eq!(parsed[2].value.as_ref().unwrap().value, Some(Value::BoolValue(true)));
+        assert!(matches!(parsed[3].value.as_ref().unwrap().value, Some(Value::KvlistValue(_))));
+        assert_eq!(parsed[4].value.as_ref().unwrap().value, None);
+    }
+}

@@ -1,0 +1,14 @@
+//! The read side's SQL: tag names, filters, access paths, paging, and loading spans.
+
+pub(crate) mod filter;
+pub(crate) mod load;
+pub(crate) mod plan;
+pub(crate) mod sql;
+pub(crate) mod tag;
+pub(crate) mod token;
+
+mod aggregate;
+mod search;
+
+pub(crate) use aggregate::{tag_statistics, tag_values};
+pub(crate) use search::search;

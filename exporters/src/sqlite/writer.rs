@@ -1,0 +1,404 @@
+//! The `sqlite` exporter: stores every batch in one transaction on a single writer
+//! connection, and hands out a reader over the same file.
+
+use super::batch::{self, describe, Counters, Prepared, Specs};
+use super::config::SqliteConfig;
+use super::errors::{consume_error, is_refusal};
+use super::reader::{PoolCell, SqliteReader};
+use super::retention::RetentionTask;
+use super::schema;
+use async_trait::async_trait;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{Connection as _, Row as _};
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+use teletrace_core::storage::TraceReader;
+use teletrace_core::telemetry::{Counter, Metrics};
+use teletrace_core::{ComponentError, ConsumeError, Consumer, Exporter, Host, Lifecycle, Traces};
+use tokio::sync::Mutex;
+
+/// The writer connection, shared with the retention task; `None` before start and after
+/// shutdown.
+pub(crate) type WriterConn = Arc<Mutex<Option<SqliteConnection>>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Built,
+    Running,
+    Stopped,
+}
+
+/// The `sqlite` exporter. Building it touches no file; [`Lifecycle::start`] opens (and
+/// creates) the database, applies migrations and opens the read pool.
+pub struct SqliteExporter {
+    id: String,
+    config: SqliteConfig,
+    specs: Arc<Specs>,
+    counters: Arc<Counters>,
+    writer: WriterConn,
+    pool: Arc<PoolCell>,
+    reader: Arc<SqliteReader>,
+    phase: StdMutex<Phase>,
+    retention: Mutex<Option<RetentionTask>>,
+    sent: Arc<Counter>,
+    failed: Arc<Counter>,
+}
+
+impl SqliteExporter {
+    /// Builds the exporter `id` (for metric labels) without opening the database.
+    pub fn new(id: &str, config: SqliteConfig, metrics: &Metrics) -> Self {
+        let labels = [("exporter", id)];
+        let pool = Arc::new(PoolCell::default());
+        SqliteExporter {
+            id: id.to_string(),
+            config,
+            specs: Arc::new(Specs::new()),
+            counters: Arc::new(Counters::default()),
+            writer: Arc::new(Mutex::new(None)),
+            reader: Arc::new(SqliteReader::new(pool.clone())),
+            pool,
+            phase: StdMutex::new(Phase::Built),
+            retention: Mutex::new(None),
+            sent: metrics.counter(
+                "otelcol_exporter_sent_spans",
+                "Number of spans successfully sent to destination.",
+                &labels,
+            ),
+            failed: metrics.counter(
+                "otelcol_exporter_send_failed_spans",
+                "Number of spans in failed attempts to send to destination.",
+                &labels,
+            ),
+        }
+    }
+
+    /// The reader over this exporter's database (usable once started).
+    pub fn sqlite_reader(&self) -> Arc<SqliteReader> {
+        self.reader.clone()
+    }
+
+    /// Runs one retention pass now, as the background task does every
+    /// `retention_check_interval`: deletes spans that started before now minus
+    /// `retention`, with everything hanging off them. Returns how many spans went.
+    pub async fn enforce_retention(&self) -> Result<u64, ComponentError> {
+        if self.config.retention.is_zero() {
+            return Ok(0);
+        }
+        super::retention::run_once(&self.writer, self.config.retention)
+            .await
+            .map_err(|e| ComponentError::new(format!("sqlite retention failed: {e}")))
+    }
+
+    fn phase(&self) -> Phase {
+        *self.phase.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = phase;
+    }
+
+    async fn open(&self) -> Result<(), sqlx::Error> {
+        let mut conn = schema::open_writer(&self.config).await?;
+        let max_event: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
+            .fetch_one(&mut conn)
+            .await?;
+        let max_link: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM links")
+            .fetch_one(&mut conn)
+            .await?;
+        self.counters.next_event_id.store(max_event + 1, Ordering::Relaxed);
+        self.counters.next_link_id.store(max_link + 1, Ordering::Relaxed);
+        // A new ingestion segment after every start.
+        let next_bucket: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(bucket), -1) + 1 FROM segments")
+            .fetch_one(&mut conn)
+            .await?;
+        *self.counters.segment.lock().unwrap_or_else(|e| e.into_inner()) = (next_bucket, 0);
+        let keys = sqlx::query("SELECT source, key, type FROM attribute_keys")
+            .fetch_all(&mut conn)
+            .await?;
+        {
+            let mut known = self.counters.known_keys.lock().unwrap_or_else(|e| e.into_inner());
+            for row in keys {
+                let (Ok(source), Ok(key), Ok(type_name)) = (
+                    row.try_get::<String, _>(0),
+                    row.try_get::<String, _>(1),
+                    row.try_get::<String, _>(2),
+                ) else {
+                    continue;
+                };
+                let (Some(source), Some(type_name)) =
+                    (batch::Source::parse(&source), static_type(&type_name))
+                else {
+                    continue;
+                };
+                known.insert((source, key, type_name));
+            }
+        }
+        let pool = schema::open_readers(&self.config)?;
+        *self.writer.lock().await = Some(conn);
+        if self.pool.set(pool).is_err() {
+            tracing::warn!(exporter = %self.id, "sqlite read pool was already open");
+        }
+        Ok(())
+    }
+
+    async fn store(&self, traces: Traces) -> Result<(), ConsumeError> {
+        match self.phase() {
+            Phase::Running => {}
+            Phase::Built => return Err(ConsumeError::retryable("sqlite exporter is not started")),
+            Phase::Stopped => return Err(ConsumeError::retryable("sqlite exporter is shut down")),
+        }
+        let resource_spans = traces.into_resource_spans()?;
+        let specs = self.specs.clone();
+        let counters = self.counters.clone();
+        let writer = self.writer.clone();
+        // The write runs in its own task so that a caller giving up (a receiver timeout)
+        // cannot stop it halfway, and shutdown can wait for it by taking the lock.
+        tokio::spawn(async move { write_batch(resource_spans, &specs, &counters, &writer).await })
+            .await
+            .map_err(|e| ConsumeError::retryable(format!("sqlite write task failed: {e}")))?
+    }
+}
+
+/// The `type` names the catalog holds, as static strings.
+fn static_type(name: &str) -> Option<&'static str> {
+    use super::value::*;
+    [STR, INT, DOUBLE, BOOL, BYTES, SLICE, MAP, EMPTY]
+        .into_iter()
+        .find(|t| *t == name)
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Prepares `resource_spans` (before taking the lock) and writes them in one transaction.
+async fn write_batch(
+    resource_spans: Vec<ResourceSpans>,
+    specs: &Specs,
+    counters: &Counters,
+    writer: &WriterConn,
+) -> Result<(), ConsumeError> {
+    let prepared = batch::prepare(&resource_spans, specs, counters, now_ns())?;
+    let mut guard = writer.lock().await;
+    let conn = guard
+        .as_mut()
+        .ok_or_else(|| ConsumeError::retryable("sqlite exporter is shut down"))?;
+    let new_keys = prepared.new_keys.clone();
+    match write_prepared(conn, specs, counters, prepared, true).await {
+        Ok(()) => {
+            counters
+                .known_keys
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(new_keys);
+            Ok(())
+        }
+        Err(e) if is_refusal(&e) => Err(find_refused_span(conn, specs, counters, &resource_spans)
+            .await
+            .unwrap_or_else(|| consume_error(&e))),
+        Err(e) => Err(consume_error(&e)),
+    }
+}
+
+/// Writes a prepared batch in one transaction; commits when `commit`, rolls back
+/// otherwise (used to test spans one by one).
+async fn write_prepared(
+    conn: &mut SqliteConnection,
+    specs: &Specs,
+    counters: &Counters,
+    mut prepared: Prepared<'_>,
+    commit: bool,
+) -> Result<(), sqlx::Error> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    for (table, statements) in std::mem::take(&mut prepared.shared) {
+        let spec = specs.by_table(table);
+        for bound in statements {
+            sqlx::query_with(spec.sql(bound.rows), bound.args)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    let mut inserted: Vec<String> = Vec::with_capacity(prepared.span_count);
+    for bound in std::mem::take(&mut prepared.spans) {
+        let rows = sqlx::query_with(specs.spans.sql(bound.rows), bound.args)
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in rows {
+            inserted.push(row.try_get::<String, _>(0)?);
+        }
+    }
+    let children = if inserted.len() == prepared.span_count {
+        std::mem::take(&mut prepared.children)
+    } else {
+        // Some span IDs were stored already (a client retrying): skip everything hanging
+        // off those, so their attributes, events and links are not stored twice.
+        let fresh: HashSet<String> = inserted.into_iter().collect();
+        let skipped = prepared.span_ids().filter(|id| !fresh.contains(*id)).count();
+        tracing::debug!(skipped, "sqlite: spans already stored were skipped");
+        prepared
+            .children_rows(specs, counters, Some(&fresh))
+            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?
+            .0
+    };
+    for (table, statements) in children {
+        let spec = specs.by_table(table);
+        for bound in statements {
+            sqlx::query_with(spec.sql(bound.rows), bound.args)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    if prepared.span_count > 0 {
+        let segment = prepared.segment;
+        sqlx::query(
+            "INSERT INTO segments (bucket, min_start_time_unix_nano, max_start_time_unix_nano, spans) \
+             VALUES (?, ?, ?, ?) ON CONFLICT (bucket) DO UPDATE SET \
+             min_start_time_unix_nano = min(min_start_time_unix_nano, excluded.min_start_time_unix_nano), \
+             max_start_time_unix_nano = max(max_start_time_unix_nano, excluded.max_start_time_unix_nano), \
+             spans = spans + excluded.spans",
+        )
+        .bind(segment.bucket)
+        .bind(segment.min_start)
+        .bind(segment.max_start)
+        .bind(segment.spans)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for bound in std::mem::take(&mut prepared.keys) {
+        sqlx::query_with(specs.attribute_keys.sql(bound.rows), bound.args)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if commit {
+        tx.commit().await
+    } else {
+        tx.rollback().await
+    }
+}
+
+/// After the database refused a batch: writes its spans one at a time (rolling each
+/// back) to name the first span it refuses.
+async fn find_refused_span(
+    conn: &mut SqliteConnection,
+    specs: &Specs,
+    counters: &Counters,
+    resource_spans: &[ResourceSpans],
+) -> Option<ConsumeError> {
+    for rs in resource_spans {
+        for ss in &rs.scope_spans {
+            for span in &ss.spans {
+                let single = [ResourceSpans {
+                    resource: rs.resource.clone(),
+                    scope_spans: vec![ScopeSpans {
+                        scope: ss.scope.clone(),
+                        spans: vec![span.clone()],
+                        schema_url: String::new(),
+                    }],
+                    schema_url: String::new(),
+                }];
+                let prepared = match batch::prepare(&single, specs, counters, now_ns()) {
+                    Ok(p) => p,
+                    Err(e) => return Some(e),
+                };
+                match write_prepared(conn, specs, counters, prepared, false).await {
+                    Err(e) if is_refusal(&e) => {
+                        return Some(ConsumeError::permanent(format!(
+                            "{} refused by the database: {e}",
+                            describe(span)
+                        )))
+                    }
+                    Err(e) => return Some(consume_error(&e)),
+                    Ok(()) => {}
+                }
+            }
+        }
+    }
+    None
+}
+
+#[async_trait]
+impl Lifecycle for SqliteExporter {
+    async fn start(&self, _host: &Host) -> Result<(), ComponentError> {
+        match self.phase() {
+            Phase::Running => return Ok(()),
+            Phase::Stopped => {
+                return Err(ComponentError::new(
+                    "sqlite exporter cannot start again after shutdown",
+                ))
+            }
+            Phase::Built => {}
+        }
+        self.open().await.map_err(|e| {
+            ComponentError::new(format!(
+                "exporter {}: cannot open sqlite database {:?}: {e}",
+                self.id, self.config.path
+            ))
+        })?;
+        if !self.config.retention.is_zero() {
+            *self.retention.lock().await = Some(RetentionTask::spawn(
+                self.writer.clone(),
+                self.config.retention,
+                self.config.retention_check_interval,
+            ));
+        }
+        self.set_phase(Phase::Running);
+        tracing::info!(exporter = %self.id, path = %self.config.path, "sqlite exporter started");
+        Ok(())
+    }
+
+    async fn shutdown(&self) -> Result<(), ComponentError> {
+        if self.phase() != Phase::Running {
+            self.set_phase(Phase::Stopped);
+            return Ok(());
+        }
+        self.set_phase(Phase::Stopped);
+        if let Some(task) = self.retention.lock().await.take() {
+            task.stop().await;
+        }
+        // Waits for the write in progress, which holds the lock.
+        let conn = self.writer.lock().await.take();
+        if let Some(mut conn) = conn {
+            if let Err(e) = sqlx::query("PRAGMA optimize").execute(&mut conn).await {
+                tracing::debug!(error = %e, "sqlite: PRAGMA optimize failed");
+            }
+            conn.close()
+                .await
+                .map_err(|e| ComponentError::new(format!("closing sqlite database: {e}")))?;
+        }
+        if let Some(pool) = self.pool.get_pool() {
+            pool.close().await;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Consumer for SqliteExporter {
+    async fn consume(&self, traces: Traces) -> Result<(), ConsumeError> {
+        if traces.is_empty() {
+            return Ok(());
+        }
+        let count = traces.span_count() as u64;
+        let result = self.store(traces).await;
+        match &result {
+            Ok(()) => self.sent.add(count),
+            Err(e) => {
+                self.failed.add(count);
+                tracing::warn!(exporter = %self.id, error = %e, "sqlite exporter could not store a batch");
+            }
+        }
+        result
+    }
+}
+
+impl Exporter for SqliteExporter {
+    fn reader(&self) -> Option<Arc<dyn TraceReader>> {
+        Some(self.reader.clone())
+    }
+}

@@ -1,0 +1,348 @@
+//! Quick measurements of the sqlite exporter (ignored; not assertions about speed):
+//!
+//! ```text
+//! cargo test --release -p teletrace-exporters --test sqlite_bench -- --ignored --nocapture
+//! ```
+//! `SQLITE_BENCH_SPANS` (default 200,000 for ingest, 1,000,000 for queries) and
+//! `SQLITE_BENCH_BATCH` (default 1,000 spans per batch) change the sizes.
+#![cfg(feature = "sqlite")]
+
+mod sqlite_common;
+
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use serde_json::json;
+use sqlite_common::*;
+use std::time::{Duration, Instant};
+use teletrace_core::storage::{Operator, SearchRequest, Timeframe};
+use teletrace_core::{Consumer, Lifecycle, Traces};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// xorshift: deterministic pseudo-random numbers without a dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
+const STATUS: [i64; 6] = [200, 201, 204, 400, 404, 500];
+
+/// A batch of `n` spans (10 attributes each) under one resource (5 attributes); traces of
+/// about 10 spans.
+fn make_batch(rng: &mut Rng, first: u64, n: u64, start: u64) -> Traces {
+    let service = rng.below(10);
+    let resource = Resource {
+        attributes: vec![
+            kv("service.name", s(&format!("service-{service}"))),
+            kv("host.name", s(&format!("host-{}", rng.below(50)))),
+            kv("service.version", s(&format!("1.{}.0", rng.below(3)))),
+            kv("deployment.environment", s(if rng.below(2) == 0 { "prod" } else { "staging" })),
+            kv("telemetry.sdk.language", s("rust")),
+        ],
+        ..Default::default()
+    };
+    let spans: Vec<Span> = (first..first + n)
+        .map(|k| {
+            let attributes: Vec<KeyValue> = vec![
+                kv("http.method", s(METHODS[rng.below(4) as usize])),
+                kv("http.status_code", i(STATUS[rng.below(6) as usize])),
+                kv("http.route", s(&format!("/api/v1/resource-{}", rng.below(20)))),
+                kv("net.peer.ip", s(&format!("10.0.{}.{}", rng.below(10), rng.below(10)))),
+                kv("user.id", s(&format!("user-{}", rng.below(10_000)))),
+                kv("db.rows", i(rng.below(1000) as i64)),
+                kv("thread.id", i(rng.below(50) as i64)),
+                kv("component", s(["http", "grpc", "db", "cache", "queue"][rng.below(5) as usize])),
+                kv("request.size", d(rng.below(100_000) as f64 / 7.0)),
+                kv("http.url", s(&format!("https://example.com/api/v1/resource/{}", rng.below(1_000_000)))),
+            ];
+            let trace = k / 10;
+            Span {
+                trace_id: trace_id(trace),
+                span_id: span_id(k),
+                parent_span_id: if k % 10 == 0 { vec![] } else { span_id(trace * 10) },
+                name: format!("op-{}", rng.below(30)),
+                kind: 2,
+                start_time_unix_nano: start + k * 1_000,
+                end_time_unix_nano: start + k * 1_000 + rng.below(5_000_000),
+                attributes,
+                ..Default::default()
+            }
+        })
+        .collect();
+    Traces::new(vec![ResourceSpans {
+        resource: Some(resource),
+        scope_spans: vec![ScopeSpans {
+            scope: Some(InstrumentationScope {
+                name: "bench".into(),
+                version: "1".into(),
+                ..Default::default()
+            }),
+            spans,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }])
+}
+
+/// Feeds `total` spans in batches, two batches in flight (as two pipelines would).
+async fn ingest(store: &Store, total: usize, batch_size: usize, start: u64) -> Duration {
+    let mut rng = Rng(0x9e3779b97f4a7c15);
+    let batches: Vec<Traces> = (0..total / batch_size)
+        .map(|b| make_batch(&mut rng, (b * batch_size) as u64, batch_size as u64, start))
+        .collect();
+    let began = Instant::now();
+    let mut in_flight: tokio::task::JoinSet<Result<(), teletrace_core::ConsumeError>> =
+        tokio::task::JoinSet::new();
+    for traces in batches {
+        if in_flight.len() >= 2 {
+            in_flight.join_next().await.unwrap().unwrap().unwrap();
+        }
+        let exporter = store.exporter.clone();
+        in_flight.spawn(async move { exporter.consume(traces).await });
+    }
+    while let Some(r) = in_flight.join_next().await {
+        r.unwrap().unwrap();
+    }
+    began.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; run with --release --ignored --nocapture"]
+async fn sqlite_bench_ingest() {
+    let total = env("SQLITE_BENCH_SPANS", 200_000);
+    let batch_size = env("SQLITE_BENCH_BATCH", 1_000);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), |_| {}).await;
+    if let Ok(drop) = std::env::var("SQLITE_BENCH_DROP") {
+        let mut conn = store.raw().await;
+        for stmt in drop.split(';').filter(|s| !s.trim().is_empty()) {
+            sqlx::query(stmt).execute(&mut conn).await.unwrap();
+        }
+    }
+    let elapsed = ingest(&store, total, batch_size, 1_700_000_000_000_000_000).await;
+    println!(
+        "ingest: {total} spans (10 span + 5 resource attributes) in batches of {batch_size}: {:.2}s = {:.0} spans/s",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+    store.exporter.shutdown().await.unwrap();
+    let size = std::fs::metadata(&store.path).map(|m| m.len()).unwrap_or(0);
+    println!("database size: {:.1} MiB", size as f64 / 1048576.0);
+}
+
+fn percentiles(mut samples: Vec<Duration>) -> String {
+    samples.sort();
+    let at = |p: f64| samples[((samples.len() as f64 * p).ceil() as usize).clamp(1, samples.len()) - 1];
+    format!(
+        "p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms",
+        at(0.5).as_secs_f64() * 1e3,
+        at(0.95).as_secs_f64() * 1e3,
+        at(1.0).as_secs_f64() * 1e3
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; run with --release --ignored --nocapture"]
+async fn sqlite_bench_queries() {
+    let total = env("SQLITE_BENCH_SPANS", 1_000_000);
+    let batch_size = env("SQLITE_BENCH_BATCH", 1_000);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), |_| {}).await;
+    let start = 1_700_000_000_000_000_000u64;
+    let elapsed = ingest(&store, total, batch_size, start).await;
+    println!(
+        "loaded {total} spans in {:.1}s ({:.0} spans/s)",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+    // A 2,000-span trace on top.
+    let mut rng = Rng(7);
+    let big: Vec<Span> = (0..2000u64)
+        .map(|k| {
+            let mut sp = span(u64::MAX / 2, 10_000_000_000 + k, "big", start + k, 1000, vec![]);
+            sp.attributes = (0..10).map(|a| kv(&format!("attr{a}"), i(rng.below(100) as i64))).collect();
+            sp
+        })
+        .collect();
+    store
+        .exporter
+        .consume(batch(vec![kv("service.name", s("big"))], big))
+        .await
+        .unwrap();
+    let reader = store.reader.clone();
+    if std::env::var("SQLITE_BENCH_KEEP").is_ok() {
+        let keep = dir.keep();
+        println!("kept {}", keep.display());
+    }
+
+    let mut small = Vec::new();
+    for n in 0..200u64 {
+        let loaded = (total / batch_size * batch_size) as u64;
+        let id: [u8; 16] = trace_id((n * 4_999) % (loaded / 10)).try_into().unwrap();
+        let t = Instant::now();
+        let spans = reader.get_trace(&id).await.unwrap();
+        small.push(t.elapsed());
+        assert_eq!(spans.len(), 10);
+    }
+    println!("get_trace (10 spans): {}", percentiles(small));
+    let mut large = Vec::new();
+    let big_id: [u8; 16] = trace_id(u64::MAX / 2).try_into().unwrap();
+    for _ in 0..30 {
+        let t = Instant::now();
+        let spans = reader.get_trace(&big_id).await.unwrap();
+        large.push(t.elapsed());
+        assert_eq!(spans.len(), 2000);
+    }
+    println!("get_trace (2,000 spans): {}", percentiles(large));
+
+    let everything = Timeframe {
+        start_ns: 0,
+        end_ns: u64::MAX,
+    };
+    let cases: Vec<(&str, Vec<_>)> = vec![
+        (
+            "method=GET AND status=500 (broad x broad)",
+            vec![
+                filter("span.attributes.http.method", Operator::Equals, json!("GET")),
+                filter("span.attributes.http.status_code", Operator::Equals, json!(500)),
+            ],
+        ),
+        (
+            "user.id=user-42 AND method=GET (selective x broad)",
+            vec![
+                filter("span.attributes.user.id", Operator::Equals, json!("user-42")),
+                filter("span.attributes.http.method", Operator::Equals, json!("GET")),
+            ],
+        ),
+        (
+            "route=resource-3 AND thread.id<5 (broad x range)",
+            vec![
+                filter("span.attributes.http.route", Operator::Equals, json!("/api/v1/resource-3")),
+                filter("span.attributes.thread.id", Operator::Lt, json!(5)),
+            ],
+        ),
+        (
+            "service.name=service-3 AND status=404 (resource x span)",
+            vec![
+                filter("resource.attributes.service.name", Operator::Equals, json!("service-3")),
+                filter("span.attributes.http.status_code", Operator::Equals, json!(404)),
+            ],
+        ),
+        (
+            "user.id=user-42 AND db.rows>990 (rare combination)",
+            vec![
+                filter("span.attributes.user.id", Operator::Equals, json!("user-42")),
+                filter("span.attributes.db.rows", Operator::Gt, json!(990)),
+            ],
+        ),
+        (
+            "component=db AND http.url contains 12345 (broad x unindexable)",
+            vec![
+                filter("span.attributes.component", Operator::Equals, json!("db")),
+                filter("span.attributes.http.url", Operator::Contains, json!("12345")),
+            ],
+        ),
+    ];
+    for (label, filters) in cases {
+        let mut samples = Vec::new();
+        let mut found = 0;
+        for _ in 0..20 {
+            let req = SearchRequest {
+                timeframe: everything,
+                filters: filters.clone(),
+                sort: Vec::new(),
+                next_token: None,
+                limit: 50,
+            };
+            let t = Instant::now();
+            let page = reader.search(&req).await.unwrap();
+            samples.push(t.elapsed());
+            found = page.spans.len();
+        }
+        println!("search {label}: {} ({found} spans in page)", percentiles(samples));
+    }
+    // The last hour only (a tenth of the data), two filters.
+    let recent = Timeframe {
+        start_ns: start + (total as u64 * 1_000) * 9 / 10,
+        end_ns: u64::MAX,
+    };
+    let mut samples = Vec::new();
+    for _ in 0..20 {
+        let req = SearchRequest {
+            timeframe: recent,
+            filters: vec![
+                filter("span.attributes.http.method", Operator::Equals, json!("POST")),
+                filter("span.attributes.http.status_code", Operator::Equals, json!(500)),
+            ],
+            sort: Vec::new(),
+            next_token: None,
+            limit: 50,
+        };
+        let t = Instant::now();
+        reader.search(&req).await.unwrap();
+        samples.push(t.elapsed());
+    }
+    println!("search last tenth, method=POST AND status=500: {}", percentiles(samples));
+
+    let t = Instant::now();
+    let values = reader
+        .tag_values("span.attributes.http.route", everything, &[])
+        .await
+        .unwrap();
+    println!("tag_values http.route over everything: {:.0} ms ({} values)", t.elapsed().as_secs_f64() * 1e3, values.len());
+    let t = Instant::now();
+    reader
+        .tag_statistics(
+            "externalFields.durationNano",
+            recent,
+            &[],
+            &[teletrace_core::storage::Statistic::P50, teletrace_core::storage::Statistic::P99],
+        )
+        .await
+        .unwrap();
+    println!("tag_statistics duration p50/p99 over the last tenth: {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    let t = Instant::now();
+    let tags = reader.tags().await.unwrap();
+    println!("tags: {:.2} ms ({} tags)", t.elapsed().as_secs_f64() * 1e3, tags.len());
+    store.exporter.shutdown().await.unwrap();
+}
+
+/// Repeats reads against a database kept by `sqlite_bench_queries` (`SQLITE_BENCH_KEEP=1`
+/// prints its directory; pass it as `SQLITE_BENCH_DIR`), for profiling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; needs SQLITE_BENCH_DIR"]
+async fn sqlite_bench_reads_on_kept_database() {
+    let Ok(dir) = std::env::var("SQLITE_BENCH_DIR") else {
+        return;
+    };
+    let store = Store::open(std::path::Path::new(&dir), |_| {}).await;
+    let big_id: [u8; 16] = trace_id(u64::MAX / 2).try_into().unwrap();
+    let mut samples = Vec::new();
+    for _ in 0..env("SQLITE_BENCH_REPEAT", 50) {
+        let t = Instant::now();
+        let spans = store.reader.get_trace(&big_id).await.unwrap();
+        samples.push(t.elapsed());
+        assert_eq!(spans.len(), 2000);
+    }
+    println!("get_trace (2,000 spans): {}", percentiles(samples));
+    let t = Instant::now();
+    let values = store
+        .reader
+        .tag_values("span.attributes.http.route", Timeframe { start_ns: 0, end_ns: u64::MAX }, &[])
+        .await
+        .unwrap();
+    println!("tag_values http.route over everything: {:.0} ms ({} values)", t.elapsed().as_secs_f64() * 1e3, values.len());
+    store.exporter.shutdown().await.unwrap();
+}

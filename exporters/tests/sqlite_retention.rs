@@ -1,0 +1,120 @@
+//! Retention deletes old spans with everything hanging off them, and nothing else.
+#![cfg(feature = "sqlite")]
+
+mod sqlite_common;
+
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use sqlite_common::*;
+use std::time::Duration;
+use teletrace_core::{Consumer, Lifecycle};
+
+const HOUR: u64 = 3_600_000_000_000;
+
+fn decorated(trace: u64, id: u64, name: &str, start: u64) -> Span {
+    let mut sp = span(trace, id, name, start, 1_000, vec![kv("a", s(name)), kv("b", i(1))]);
+    sp.events = vec![Event {
+        name: format!("{name}-event"),
+        time_unix_nano: start,
+        attributes: vec![kv("e", s(name))],
+        ..Default::default()
+    }];
+    sp.links = vec![Link {
+        trace_id: trace_id(99),
+        span_id: span_id(99),
+        attributes: vec![kv("l", s(name))],
+        ..Default::default()
+    }];
+    sp
+}
+
+async fn counts(store: &Store) -> Vec<i64> {
+    let mut out = Vec::new();
+    for table in [
+        "spans",
+        "span_attributes",
+        "events",
+        "event_attributes",
+        "links",
+        "link_attributes",
+        "span_resource_attributes",
+        "resource_attributes",
+    ] {
+        out.push(store.count(&format!("SELECT count(*) FROM {table}")).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn sqlite_retention_deletes_old_spans_with_their_rows_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), |c| c.retention = Duration::from_secs(3600)).await;
+    let now = now_ns();
+    let old: Vec<Span> = (0..3).map(|k| decorated(1, k, &format!("old{k}"), now - 2 * HOUR - k)).collect();
+    let fresh: Vec<Span> = (10..12).map(|k| decorated(2, k, &format!("new{k}"), now - k)).collect();
+    store
+        .exporter
+        .consume(batch(vec![kv("service.name", s("gone"))], old))
+        .await
+        .unwrap();
+    store
+        .exporter
+        .consume(batch(vec![kv("service.name", s("kept"))], fresh))
+        .await
+        .unwrap();
+    assert_eq!(counts(&store).await, [5, 10, 5, 5, 5, 5, 5, 2]);
+
+    assert_eq!(store.exporter.enforce_retention().await.unwrap(), 3);
+    assert_eq!(counts(&store).await, [2, 4, 2, 2, 2, 2, 2, 1]);
+    let remaining = names(store.reader.as_ref(), vec![]).await;
+    assert_eq!(remaining, ["new10", "new11"]);
+    let kept = store
+        .reader
+        .get_trace(&trace_id(2).try_into().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 2);
+    assert!(kept.iter().all(|st| st.span.events.len() == 1
+        && st.span.links.len() == 1
+        && st.span.attributes.len() == 2
+        && st.resource.attributes == vec![kv("service.name", s("kept"))]));
+    // Nothing more to delete.
+    assert_eq!(store.exporter.enforce_retention().await.unwrap(), 0);
+    store.exporter.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_the_background_task_applies_retention_and_zero_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), |c| {
+        c.retention = Duration::from_secs(3600);
+        c.retention_check_interval = Duration::from_millis(50);
+    })
+    .await;
+    let now = now_ns();
+    store
+        .exporter
+        .consume(batch(
+            vec![],
+            vec![decorated(1, 1, "old", now - 3 * HOUR), decorated(1, 2, "new", now)],
+        ))
+        .await
+        .unwrap();
+    let mut waited = 0;
+    while store.count("SELECT count(*) FROM spans").await != 1 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+        assert!(waited < 100, "retention task did not run");
+    }
+    store.exporter.shutdown().await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let keep = Store::open(dir.path(), |_| {}).await;
+    keep.exporter
+        .consume(batch(vec![], vec![decorated(1, 1, "ancient", 1)]))
+        .await
+        .unwrap();
+    assert_eq!(keep.exporter.enforce_retention().await.unwrap(), 0);
+    assert_eq!(keep.count("SELECT count(*) FROM spans").await, 1);
+    keep.exporter.shutdown().await.unwrap();
+}
