@@ -73,7 +73,10 @@ fn sources(args: &Args) -> Vec<ConfigSource> {
             text: ALL_IN_ONE.into(),
         }]
     } else {
-        args.configs.iter().map(|c| ConfigSource::parse(c)).collect()
+        args.configs
+            .iter()
+            .map(|c| ConfigSource::parse(c))
+            .collect()
     }
 }
 
@@ -96,7 +99,10 @@ pub async fn run(args: Args) -> Result<i32> {
         }
     };
     if let Command::PrintConfig = command {
-        print!("{}", serde_yaml::to_string(&raw).context("printing the config")?);
+        print!(
+            "{}",
+            serde_yaml::to_string(&raw).context("printing the config")?
+        );
         return Ok(0);
     }
     let resolved = match config::resolve(&raw) {
@@ -157,7 +163,13 @@ fn print_components() {
             } else {
                 format!(" (alias {})", r.aliases.join(", "))
             };
-            println!("  {:<22} {:<12} {}{}", r.type_name, r.stability.to_string(), r.description, aliases);
+            println!(
+                "  {:<22} {:<12} {}{}",
+                r.type_name,
+                r.stability.to_string(),
+                r.description,
+                aliases
+            );
         }
     }
 }

@@ -4,7 +4,9 @@
 mod common;
 
 use common::otlp::{provider, Transport};
-use opentelemetry::trace::{Link, Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _};
+use opentelemetry::trace::{
+    Link, Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _,
+};
 use opentelemetry::KeyValue;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -15,9 +17,15 @@ async fn preset(dir: &Path) -> common::Running {
     let sets = [
         "receivers::otlp::protocols::grpc::endpoint=127.0.0.1:0".to_string(),
         "receivers::otlp::protocols::http::endpoint=127.0.0.1:0".to_string(),
-        format!("exporters::sqlite::path={}", dir.join("embedded_spans.db").display()),
+        format!(
+            "exporters::sqlite::path={}",
+            dir.join("embedded_spans.db").display()
+        ),
         "extensions::query::endpoint=127.0.0.1:0".to_string(),
-        format!("extensions::query::system_id_path={}", dir.join("system-id").display()),
+        format!(
+            "extensions::query::system_id_path={}",
+            dir.join("system-id").display()
+        ),
         "processors::batch::timeout=20ms".to_string(),
         "service::telemetry::metrics::level=none".to_string(),
     ];
@@ -38,18 +46,35 @@ struct Api {
 
 impl Api {
     fn new(running: &common::Running) -> Api {
-        Api { base: format!("http://{}", running.addr("extensions::query", "http")), http: reqwest::Client::new() }
+        Api {
+            base: format!("http://{}", running.addr("extensions::query", "http")),
+            http: reqwest::Client::new(),
+        }
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self.http.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap())
     }
@@ -115,7 +140,8 @@ async fn every_endpoint_answers_with_teletrace_shapes() {
     let running = preset(&dir).await;
     let api = Api::new(&running);
     let (trace_id, linked_trace) = send_typed_trace(running.grpc_endpoint()).await;
-    api.wait_for(json!([kv("span.name", "equals", json!("typed-root"))]), 1).await;
+    api.wait_for(json!([kv("span.name", "equals", json!("typed-root"))]), 1)
+        .await;
 
     // ping
     let r = reqwest::get(format!("{}/v1/ping", api.base)).await.unwrap();
@@ -123,7 +149,9 @@ async fn every_endpoint_answers_with_teletrace_shapes() {
     assert_eq!(r.text().await.unwrap(), "pong");
 
     // search: the span, field by field, with events and links
-    let spans = api.search(json!([kv("span.name", "equals", json!("typed-root"))])).await;
+    let spans = api
+        .search(json!([kv("span.name", "equals", json!("typed-root"))]))
+        .await;
     assert_eq!(spans.len(), 1);
     let s = &spans[0];
     assert_eq!(s["span"]["traceId"], json!(trace_id));
@@ -134,15 +162,24 @@ async fn every_endpoint_answers_with_teletrace_shapes() {
     assert_eq!(s["span"]["attributes"]["int.attr"], json!(42));
     assert_eq!(s["span"]["attributes"]["float.attr"], json!(2.5));
     assert_eq!(s["span"]["attributes"]["bool.attr"], json!(true));
-    assert_eq!(s["span"]["attributes"]["str.attr"], json!("hello it's \"quoted\""));
+    assert_eq!(
+        s["span"]["attributes"]["str.attr"],
+        json!("hello it's \"quoted\"")
+    );
     assert_eq!(s["span"]["events"][0]["name"], json!("checkpoint"));
     assert_eq!(s["span"]["events"][0]["attributes"]["event.step"], json!(7));
     assert_eq!(s["span"]["links"][0]["traceId"], json!(linked_trace));
-    assert_eq!(s["resource"]["attributes"]["service.name"], json!("typed-service"));
+    assert_eq!(
+        s["resource"]["attributes"]["service.name"],
+        json!("typed-service")
+    );
     assert_eq!(s["scope"]["name"], json!("typed"));
     let start = s["span"]["startTimeUnixNano"].as_u64().unwrap();
     let end = s["span"]["endTimeUnixNano"].as_u64().unwrap();
-    assert_eq!(s["externalFields"]["durationNano"].as_u64().unwrap(), end - start);
+    assert_eq!(
+        s["externalFields"]["durationNano"].as_u64().unwrap(),
+        end - start
+    );
     assert!(s["ingestionTimeUnixNano"].as_u64().unwrap() > 1_700_000_000_000_000_000);
 
     // trace
@@ -160,8 +197,15 @@ async fn every_endpoint_answers_with_teletrace_shapes() {
     assert_eq!(status, 200);
     let tags = body["Tags"].as_array().unwrap();
     let names: Vec<&str> = tags.iter().map(|t| t["name"].as_str().unwrap()).collect();
-    for expected in ["span.attributes.int.attr", "resource.attributes.service.name", "span.name"] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    for expected in [
+        "span.attributes.int.attr",
+        "resource.attributes.service.name",
+        "span.name",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
 
     // tag values
@@ -189,7 +233,13 @@ async fn every_endpoint_answers_with_teletrace_shapes() {
     assert!(first["systemId"].as_str().is_some_and(|s| !s.is_empty()));
 
     // bad request
-    let r = api.http.post(format!("{}/v1/search", api.base)).body("{not json").send().await.unwrap();
+    let r = api
+        .http
+        .post(format!("{}/v1/search", api.base))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
     assert!(body["errorMessage"].is_string());
@@ -198,7 +248,12 @@ async fn every_endpoint_answers_with_teletrace_shapes() {
     // The database survives a restart, and so does the system ID.
     let running = preset(&dir).await;
     let api = Api::new(&running);
-    assert_eq!(api.search(json!([kv("span.name", "equals", json!("typed-root"))])).await.len(), 1);
+    assert_eq!(
+        api.search(json!([kv("span.name", "equals", json!("typed-root"))]))
+            .await
+            .len(),
+        1
+    );
     let (_, again) = api.get("/v1/system-info").await;
     assert_eq!(first["systemId"], again["systemId"]);
     running.stop().await;
@@ -233,32 +288,91 @@ async fn operators_on_each_value_type_and_injection() {
     })
     .await
     .unwrap();
-    api.wait_for(json!([kv("resource.attributes.service.name", "equals", json!("ops"))]), 5).await;
+    api.wait_for(
+        json!([kv(
+            "resource.attributes.service.name",
+            "equals",
+            json!("ops")
+        )]),
+        5,
+    )
+    .await;
 
     let names = |spans: Vec<Value>| {
-        let mut n: Vec<String> = spans.iter().map(|s| s["span"]["name"].as_str().unwrap().to_string()).collect();
+        let mut n: Vec<String> = spans
+            .iter()
+            .map(|s| s["span"]["name"].as_str().unwrap().to_string())
+            .collect();
         n.sort();
         n
     };
     let cases: Vec<(Value, Vec<&str>)> = vec![
-        (kv("span.attributes.s", "equals", json!("value-1")), vec!["op-1"]),
-        (kv("span.attributes.s", "not_equals", json!("value-1")), vec!["op-0", "op-2", "op-3", "op-4"]),
-        (kv("span.attributes.s", "in", json!(["value-1", "value-3"])), vec!["op-1", "op-3"]),
-        (kv("span.attributes.s", "not_in", json!(["value-1", "value-3"])), vec!["op-0", "op-2", "op-4"]),
-        (kv("span.attributes.s", "contains", json!("ue-4")), vec!["op-4"]),
-        (kv("span.attributes.s", "not_contains", json!("ue-4")), vec!["op-0", "op-1", "op-2", "op-3"]),
-        (kv("span.attributes.only.on.zero", "exists", Value::Null), vec!["op-0"]),
-        (kv("span.attributes.only.on.zero", "not_exists", Value::Null), vec!["op-1", "op-2", "op-3", "op-4"]),
+        (
+            kv("span.attributes.s", "equals", json!("value-1")),
+            vec!["op-1"],
+        ),
+        (
+            kv("span.attributes.s", "not_equals", json!("value-1")),
+            vec!["op-0", "op-2", "op-3", "op-4"],
+        ),
+        (
+            kv("span.attributes.s", "in", json!(["value-1", "value-3"])),
+            vec!["op-1", "op-3"],
+        ),
+        (
+            kv("span.attributes.s", "not_in", json!(["value-1", "value-3"])),
+            vec!["op-0", "op-2", "op-4"],
+        ),
+        (
+            kv("span.attributes.s", "contains", json!("ue-4")),
+            vec!["op-4"],
+        ),
+        (
+            kv("span.attributes.s", "not_contains", json!("ue-4")),
+            vec!["op-0", "op-1", "op-2", "op-3"],
+        ),
+        (
+            kv("span.attributes.only.on.zero", "exists", Value::Null),
+            vec!["op-0"],
+        ),
+        (
+            kv("span.attributes.only.on.zero", "not_exists", Value::Null),
+            vec!["op-1", "op-2", "op-3", "op-4"],
+        ),
         (kv("span.attributes.n", "equals", json!(3)), vec!["op-3"]),
-        (kv("span.attributes.n", "gt", json!(2)), vec!["op-3", "op-4"]),
-        (kv("span.attributes.n", "gte", json!(2)), vec!["op-2", "op-3", "op-4"]),
-        (kv("span.attributes.n", "lt", json!(2)), vec!["op-0", "op-1"]),
-        (kv("span.attributes.n", "lte", json!(1)), vec!["op-0", "op-1"]),
-        (kv("span.attributes.f", "gt", json!(3.0)), vec!["op-3", "op-4"]),
-        (kv("span.attributes.f", "lte", json!(1.5)), vec!["op-0", "op-1"]),
+        (
+            kv("span.attributes.n", "gt", json!(2)),
+            vec!["op-3", "op-4"],
+        ),
+        (
+            kv("span.attributes.n", "gte", json!(2)),
+            vec!["op-2", "op-3", "op-4"],
+        ),
+        (
+            kv("span.attributes.n", "lt", json!(2)),
+            vec!["op-0", "op-1"],
+        ),
+        (
+            kv("span.attributes.n", "lte", json!(1)),
+            vec!["op-0", "op-1"],
+        ),
+        (
+            kv("span.attributes.f", "gt", json!(3.0)),
+            vec!["op-3", "op-4"],
+        ),
+        (
+            kv("span.attributes.f", "lte", json!(1.5)),
+            vec!["op-0", "op-1"],
+        ),
         (kv("span.attributes.f", "equals", json!(2.5)), vec!["op-2"]),
-        (kv("span.attributes.b", "equals", json!(true)), vec!["op-0", "op-2", "op-4"]),
-        (kv("span.attributes.b", "not_equals", json!(true)), vec!["op-1", "op-3"]),
+        (
+            kv("span.attributes.b", "equals", json!(true)),
+            vec!["op-0", "op-2", "op-4"],
+        ),
+        (
+            kv("span.attributes.b", "not_equals", json!(true)),
+            vec!["op-1", "op-3"],
+        ),
         // An attribute filter matches that key only: "n" is not "s".
         (kv("span.attributes.n", "equals", json!("value-1")), vec![]),
     ];
@@ -268,10 +382,19 @@ async fn operators_on_each_value_type_and_injection() {
         assert_eq!(found, expected, "{filter}");
     }
     // Injection attempts match literally and leave the tables alone.
-    for evil in ["x' OR '1'='1", "\"; DROP TABLE spans; --", "%", "value-1' --"] {
-        let found = api.search(json!([kv("span.attributes.s", "equals", json!(evil))])).await;
+    for evil in [
+        "x' OR '1'='1",
+        "\"; DROP TABLE spans; --",
+        "%",
+        "value-1' --",
+    ] {
+        let found = api
+            .search(json!([kv("span.attributes.s", "equals", json!(evil))]))
+            .await;
         assert!(found.is_empty(), "{evil} matched {found:?}");
-        let found = api.search(json!([kv("span.name", "contains", json!(evil))])).await;
+        let found = api
+            .search(json!([kv("span.name", "contains", json!(evil))]))
+            .await;
         assert!(found.is_empty(), "{evil} matched {found:?}");
     }
     assert_eq!(api.search(json!([service])).await.len(), 5, "tables intact");
@@ -321,9 +444,17 @@ async fn paging_returns_each_match_once_and_big_traces_whole() {
     }
     let (status, body) = api.get(&format!("/v1/trace/{trace_id}")).await;
     assert_eq!(status, 200);
-    assert_eq!(body["spans"].as_array().unwrap().len(), 2000, "the whole trace, no page cap");
+    assert_eq!(
+        body["spans"].as_array().unwrap().len(),
+        2000,
+        "the whole trace, no page cap"
+    );
 
-    for (field, ascending) in [("span.startTimeUnixNano", true), ("span.startTimeUnixNano", false), ("externalFields.durationNano", true)] {
+    for (field, ascending) in [
+        ("span.startTimeUnixNano", true),
+        ("span.startTimeUnixNano", false),
+        ("externalFields.durationNano", true),
+    ] {
         let mut seen = std::collections::HashSet::new();
         let mut token: Option<String> = None;
         let mut pages = 0;
@@ -339,7 +470,10 @@ async fn paging_returns_each_match_once_and_big_traces_whole() {
             let (status, body) = api.post("/v1/search", request).await;
             assert_eq!(status, 200, "{body}");
             for s in body["spans"].as_array().unwrap() {
-                assert!(seen.insert(s["span"]["spanId"].as_str().unwrap().to_string()), "span returned twice");
+                assert!(
+                    seen.insert(s["span"]["spanId"].as_str().unwrap().to_string()),
+                    "span returned twice"
+                );
             }
             pages += 1;
             match body["metadata"]["nextToken"].as_str() {
@@ -348,7 +482,11 @@ async fn paging_returns_each_match_once_and_big_traces_whole() {
             }
             assert!(pages < 100, "paging does not end");
         }
-        assert_eq!(seen.len(), 2000, "{field} ascending={ascending}: every match exactly once over {pages} pages");
+        assert_eq!(
+            seen.len(),
+            2000,
+            "{field} ascending={ascending}: every match exactly once over {pages} pages"
+        );
         assert!(pages > 1);
     }
     running.stop().await;

@@ -19,7 +19,10 @@ fn write_config(name: &str, yaml: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("teletrace-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
-    std::fs::File::create(&path).unwrap().write_all(yaml.as_bytes()).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
     path
 }
 
@@ -52,17 +55,37 @@ fn components_lists_every_kind_with_stability() {
     let out = teletrace().arg("components").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for expected in ["receivers:", "processors:", "exporters:", "extensions:", "otlp", "batch", "debug"] {
+    for expected in [
+        "receivers:",
+        "processors:",
+        "exporters:",
+        "extensions:",
+        "otlp",
+        "batch",
+        "debug",
+    ] {
         assert!(text.contains(expected), "{expected} missing from:\n{text}");
     }
-    assert!(text.lines().any(|l| l.contains("batch") && (l.contains("beta") || l.contains("stable") || l.contains("alpha") || l.contains("development"))));
+    assert!(text.lines().any(|l| l.contains("batch")
+        && (l.contains("beta")
+            || l.contains("stable")
+            || l.contains("alpha")
+            || l.contains("development"))));
 }
 
 #[test]
 fn validate_accepts_a_good_config_and_print_config_expands() {
     let path = write_config("valid.yaml", VALID);
-    let out = teletrace().args(["validate", "--config"]).arg(&path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = teletrace()
+        .args(["validate", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let out = teletrace()
         .args(["print-config", "--config"])
@@ -73,16 +96,32 @@ fn validate_accepts_a_good_config_and_print_config_expands() {
         .unwrap();
     assert!(out.status.success());
     let printed: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
-    assert_eq!(printed["exporters"]["debug"]["verbosity"], serde_yaml::Value::from("detailed"));
+    assert_eq!(
+        printed["exporters"]["debug"]["verbosity"],
+        serde_yaml::Value::from("detailed")
+    );
 }
 
 #[test]
 fn several_configs_merge_in_order() {
     let base = write_config("base.yaml", VALID);
-    let overlay = write_config("overlay.yaml", "exporters:\n  debug:\n    verbosity: normal\n");
-    let out = teletrace().arg("print-config").arg("--config").arg(&base).arg("--config").arg(&overlay).output().unwrap();
+    let overlay = write_config(
+        "overlay.yaml",
+        "exporters:\n  debug:\n    verbosity: normal\n",
+    );
+    let out = teletrace()
+        .arg("print-config")
+        .arg("--config")
+        .arg(&base)
+        .arg("--config")
+        .arg(&overlay)
+        .output()
+        .unwrap();
     let printed: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
-    assert_eq!(printed["exporters"]["debug"]["verbosity"], serde_yaml::Value::from("normal"));
+    assert_eq!(
+        printed["exporters"]["debug"]["verbosity"],
+        serde_yaml::Value::from("normal")
+    );
     assert_eq!(printed["processors"]["batch"], serde_yaml::Value::Null);
 }
 
@@ -106,19 +145,30 @@ fn config_errors_name_their_path_and_exit_before_binding() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let base = VALID.replace("127.0.0.1:0\n      http", &format!("127.0.0.1:{port}\n      http"));
+    let base = VALID.replace(
+        "127.0.0.1:0\n      http",
+        &format!("127.0.0.1:{port}\n      http"),
+    );
     let base_path = write_config("base-errors.yaml", &base);
     for (what, overlay, expected) in cases {
         let overlay_path = write_config(&format!("{}.yaml", what.replace(' ', "-")), overlay);
         let out = teletrace()
-            .arg("--config").arg(&base_path)
-            .arg("--config").arg(&overlay_path)
+            .arg("--config")
+            .arg(&base_path)
+            .arg("--config")
+            .arg(&overlay_path)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
-        assert!(stderr.contains(expected), "{what}: expected {expected:?} in:\n{stderr}");
-        assert!(!stderr.contains("listening"), "{what}: something was bound:\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{what}: expected {expected:?} in:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains("listening"),
+            "{what}: something was bound:\n{stderr}"
+        );
         std::net::TcpListener::bind(("127.0.0.1", port)).expect("port still free");
     }
 }
@@ -126,10 +176,18 @@ fn config_errors_name_their_path_and_exit_before_binding() {
 #[test]
 fn every_error_is_reported_at_once() {
     let path = write_config("many.yaml", "receivers:\n  nosuch:\nexporters:\n  debug:\n    bad: 1\nservice:\n  pipelines:\n    traces:\n      receivers: [nosuch]\n      exporters: [debug]\n");
-    let out = teletrace().arg("validate").arg("--config").arg(&path).output().unwrap();
+    let out = teletrace()
+        .arg("validate")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("receivers::nosuch") && stderr.contains("exporters::debug::bad"), "{stderr}");
+    assert!(
+        stderr.contains("receivers::nosuch") && stderr.contains("exporters::debug::bad"),
+        "{stderr}"
+    );
 }
 
 struct Running {
@@ -148,7 +206,10 @@ impl Running {
             .spawn()
             .unwrap();
         let (tx, lines) = mpsc::channel();
-        for stream in [Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stdout.take().unwrap())] {
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -156,13 +217,22 @@ impl Running {
                 }
             });
         }
-        Running { child, lines, seen: Vec::new() }
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
     }
 
     /// Waits for a log line containing all of `needles`; returns it.
     fn wait_for(&mut self, needles: &[&str]) -> String {
         loop {
-            let line = self.lines.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("no line with {needles:?}; saw:\n{}", self.seen.join("\n")));
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| {
+                    panic!("no line with {needles:?}; saw:\n{}", self.seen.join("\n"))
+                });
             self.seen.push(line.clone());
             if needles.iter().all(|n| line.contains(n)) {
                 return line;
@@ -171,7 +241,11 @@ impl Running {
     }
 
     fn address(&mut self, protocol: &str) -> String {
-        let line = self.wait_for(&["listening", "receivers::otlp", &format!("protocol={protocol}")]);
+        let line = self.wait_for(&[
+            "listening",
+            "receivers::otlp",
+            &format!("protocol={protocol}"),
+        ]);
         let plain = strip_ansi(&line);
         let at = plain.find("address=").expect("address field") + "address=".len();
         plain[at..].split_whitespace().next().unwrap().to_string()
@@ -220,7 +294,10 @@ fn request(spans: usize, tag: &str) -> Vec<u8> {
 #[test]
 fn sigterm_drains_accepted_spans() {
     let config = VALID
-        .replace("  batch:\n", "  batch:\n    timeout: 60s\n    send_batch_size: 100000\n")
+        .replace(
+            "  batch:\n",
+            "  batch:\n    timeout: 60s\n    send_batch_size: 100000\n",
+        )
         .replace("verbosity: basic", "verbosity: normal");
     let path = write_config("sigterm.yaml", &config);
     let mut running = Running::spawn(&path);
@@ -236,7 +313,11 @@ fn sigterm_drains_accepted_spans() {
         assert_eq!(response.status(), 200);
     }
     let pid = running.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let status = running.child.wait().unwrap();
     assert!(status.success(), "exit status {status}");
     let mut printed = std::collections::BTreeSet::new();
@@ -245,11 +326,19 @@ fn sigterm_drains_accepted_spans() {
         for batch in 0..5 {
             for i in 0..20 {
                 let name = format!("sigterm{batch}-{i}");
-                if line.split(|c: char| !(c.is_alphanumeric() || c == '-')).any(|w| w == name) {
+                if line
+                    .split(|c: char| !(c.is_alphanumeric() || c == '-'))
+                    .any(|w| w == name)
+                {
                     printed.insert(name);
                 }
             }
         }
     }
-    assert_eq!(printed.len(), 100, "spans printed before exit: {}", printed.len());
+    assert_eq!(
+        printed.len(),
+        100,
+        "spans printed before exit: {}",
+        printed.len()
+    );
 }

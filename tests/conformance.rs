@@ -11,14 +11,21 @@ use std::sync::Arc;
 use teletrace_core::proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use teletrace_core::registry::{self, BuildContext};
 use teletrace_core::telemetry::Metrics;
-use teletrace_core::{ComponentId, ConsumeError, Consumer, Exporter, FactoryRef, Host, Kind, Traces};
+use teletrace_core::{
+    ComponentId, ConsumeError, Consumer, Exporter, FactoryRef, Host, Kind, Traces,
+};
 
 /// Config a component needs to run in a test (ephemeral ports, temp files, required keys).
 fn test_config(kind: Kind, type_name: &str, dir: &std::path::Path) -> Option<serde_yaml::Value> {
     let yaml = match (kind, type_name) {
-        (Kind::Receiver, "otlp") => "protocols: {grpc: {endpoint: 127.0.0.1:0}, http: {endpoint: 127.0.0.1:0}}".to_string(),
+        (Kind::Receiver, "otlp") => {
+            "protocols: {grpc: {endpoint: 127.0.0.1:0}, http: {endpoint: 127.0.0.1:0}}".to_string()
+        }
         (Kind::Exporter, "sqlite") => format!("path: {}", dir.join("conformance.db").display()),
-        (Kind::Extension, "query") => format!("endpoint: 127.0.0.1:0\nstorage: sqlite\nsystem_id_path: {}", dir.join("system-id").display()),
+        (Kind::Extension, "query") => format!(
+            "endpoint: 127.0.0.1:0\nstorage: sqlite\nsystem_id_path: {}",
+            dir.join("system-id").display()
+        ),
         _ => return None,
     };
     Some(serde_yaml::from_str(&yaml).unwrap())
@@ -29,7 +36,9 @@ fn required_keys(kind: Kind, type_name: &str) -> &'static [&'static str] {
     match (kind, type_name) {
         (Kind::Extension, "query") => &["storage"],
         (Kind::Receiver, "otlp") => &["protocols"],
-        (Kind::Exporter, "otlp") | (Kind::Exporter, "otlp_http") | (Kind::Exporter, "elasticsearch") => &["endpoint"],
+        (Kind::Exporter, "otlp")
+        | (Kind::Exporter, "otlp_http")
+        | (Kind::Exporter, "elasticsearch") => &["endpoint"],
         _ => &[],
     }
 }
@@ -99,53 +108,84 @@ async fn every_registered_component_meets_the_contract() {
             (Err(e), true) => panic!("{kind} {name}: default config does not validate: {e}"),
         }
         let value = test_config(kind, name, &dir).unwrap_or(serde_yaml::Value::Null);
-        let config = || registration.factory.parse_config(&value).unwrap_or_else(|e| panic!("{kind} {name}: {e}"));
+        let config = || {
+            registration
+                .factory
+                .parse_config(&value)
+                .unwrap_or_else(|e| panic!("{kind} {name}: {e}"))
+        };
         let host = Host::new(exporters.clone(), Metrics::new());
         let sink = Arc::new(Counting(AtomicUsize::new(0)));
         let lifecycle: Arc<dyn teletrace_core::Lifecycle>;
         let consumer: Option<Arc<dyn Consumer>>;
         match registration.factory {
             FactoryRef::Receiver(f) => {
-                let r = f.create(&context(name, &host), config(), sink.clone()).unwrap_or_else(|e| panic!("receiver {name}: {e}"));
+                let r = f
+                    .create(&context(name, &host), config(), sink.clone())
+                    .unwrap_or_else(|e| panic!("receiver {name}: {e}"));
                 lifecycle = r;
                 consumer = None;
             }
             FactoryRef::Processor(f) => {
-                let p = f.create(&context(name, &host), config(), sink.clone()).unwrap_or_else(|e| panic!("processor {name}: {e}"));
+                let p = f
+                    .create(&context(name, &host), config(), sink.clone())
+                    .unwrap_or_else(|e| panic!("processor {name}: {e}"));
                 consumer = Some(p.clone());
                 lifecycle = p;
             }
             FactoryRef::Exporter(f) => {
-                let x = f.create(&context(name, &host), config()).unwrap_or_else(|e| panic!("exporter {name}: {e}"));
+                let x = f
+                    .create(&context(name, &host), config())
+                    .unwrap_or_else(|e| panic!("exporter {name}: {e}"));
                 consumer = Some(x.clone());
                 exporters.insert(ComponentId::parse(name).unwrap(), x.clone());
                 lifecycle = x;
             }
             FactoryRef::Extension(f) => {
-                let x = f.create(&context(name, &host), config()).unwrap_or_else(|e| panic!("extension {name}: {e}"));
+                let x = f
+                    .create(&context(name, &host), config())
+                    .unwrap_or_else(|e| panic!("extension {name}: {e}"));
                 lifecycle = x;
                 consumer = None;
             }
         }
-        lifecycle.start(&host).await.unwrap_or_else(|e| panic!("{kind} {name}: start: {e}"));
+        lifecycle
+            .start(&host)
+            .await
+            .unwrap_or_else(|e| panic!("{kind} {name}: start: {e}"));
         if let Some(consumer) = &consumer {
-            consumer.consume(Traces::default()).await.unwrap_or_else(|e| panic!("{kind} {name}: empty batch: {e}"));
+            consumer
+                .consume(Traces::default())
+                .await
+                .unwrap_or_else(|e| panic!("{kind} {name}: empty batch: {e}"));
             let result = consumer.consume(one_span()).await;
             // A sampler may drop the span, an exporter with an unreachable backend may
             // report a retryable error; neither may panic or claim bad data.
             if let Err(e) = result {
-                assert!(e.is_retryable(), "{kind} {name}: one-span batch refused as bad data: {e}");
+                assert!(
+                    e.is_retryable(),
+                    "{kind} {name}: one-span batch refused as bad data: {e}"
+                );
             }
         }
-        lifecycle.shutdown().await.unwrap_or_else(|e| panic!("{kind} {name}: shutdown: {e}"));
-        lifecycle.shutdown().await.unwrap_or_else(|e| panic!("{kind} {name}: second shutdown: {e}"));
+        lifecycle
+            .shutdown()
+            .await
+            .unwrap_or_else(|e| panic!("{kind} {name}: shutdown: {e}"));
+        lifecycle
+            .shutdown()
+            .await
+            .unwrap_or_else(|e| panic!("{kind} {name}: second shutdown: {e}"));
         if kind == Kind::Processor {
             assert!(sink.0.load(Ordering::SeqCst) <= 1, "{name} invented spans");
         }
         checked.push(format!("{kind} {name}"));
     }
     for expected in ["receiver otlp", "processor batch", "exporter debug"] {
-        assert!(checked.iter().any(|c| c == expected), "{expected} is not registered; checked {checked:?}");
+        assert!(
+            checked.iter().any(|c| c == expected),
+            "{expected} is not registered; checked {checked:?}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,7 +12,10 @@ fn config(capture_names: &[&str], batch: &str) -> String {
         .iter()
         .map(|n| format!("  capture/{n}:\n    name: {n}\n"))
         .collect();
-    let ids: Vec<String> = capture_names.iter().map(|n| format!("capture/{n}")).collect();
+    let ids: Vec<String> = capture_names
+        .iter()
+        .map(|n| format!("capture/{n}"))
+        .collect();
     format!(
         "receivers:{}\nprocessors:\n  batch:\n{batch}\nexporters:\n{exporters}\nservice:\n  telemetry:\n    metrics:\n      level: none\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [batch]\n      exporters: [{}]\n",
         common::OTLP_EPHEMERAL,
@@ -31,8 +34,11 @@ async fn sdk_over_grpc_reaches_the_exporter() {
     })
     .await
     .unwrap();
-    assert!(common::eventually(Duration::from_secs(5), || capture::count("grpc-sdk") == 21).await,
-        "got {} spans", capture::count("grpc-sdk"));
+    assert!(
+        common::eventually(Duration::from_secs(5), || capture::count("grpc-sdk") == 21).await,
+        "got {} spans",
+        capture::count("grpc-sdk")
+    );
     let store = capture::store("grpc-sdk");
     let store = store.lock().unwrap();
     assert!(store.spans.iter().all(|(svc, _)| svc == "grpc-service"));
@@ -40,7 +46,10 @@ async fn sdk_over_grpc_reaches_the_exporter() {
     let child = store.spans.iter().find(|(_, s)| s.name == "g-3").unwrap();
     assert_eq!(child.1.attributes.len(), 4);
     assert_eq!(child.1.events.len(), 1);
-    assert_eq!(store.encoded_batches, store.batches, "the pass-through path never decodes");
+    assert_eq!(
+        store.encoded_batches, store.batches,
+        "the pass-through path never decodes"
+    );
     drop(store);
     running.stop().await;
 }
@@ -56,8 +65,11 @@ async fn sdk_over_http_protobuf_reaches_the_exporter() {
     })
     .await
     .unwrap();
-    assert!(common::eventually(Duration::from_secs(5), || capture::count("http-sdk") == 11).await,
-        "got {} spans", capture::count("http-sdk"));
+    assert!(
+        common::eventually(Duration::from_secs(5), || capture::count("http-sdk") == 11).await,
+        "got {} spans",
+        capture::count("http-sdk")
+    );
     running.stop().await;
 }
 
@@ -73,9 +85,14 @@ async fn raw_otlp_json_post_following_the_spec_example() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
     let answer: serde_json::Value = response.json().await.unwrap();
-    assert!(answer.get("partialSuccess").is_none_or(|p| p.get("rejectedSpans").is_none_or(|r| r == "0" || r == 0)));
+    assert!(answer
+        .get("partialSuccess")
+        .is_none_or(|p| p.get("rejectedSpans").is_none_or(|r| r == "0" || r == 0)));
     assert!(common::eventually(Duration::from_secs(5), || capture::count("json-raw") == 1).await);
     let store = capture::store("json-raw");
     let store = store.lock().unwrap();
@@ -142,17 +159,29 @@ service:
     .unwrap();
     // Exporter a is shared by both pipelines, so it sees every span twice.
     let done = common::eventually(Duration::from_secs(5), || {
-        capture::count("fan-b") == 10 && capture::count("fan-c") == 10 && capture::count("fan-a") == 20
+        capture::count("fan-b") == 10
+            && capture::count("fan-c") == 10
+            && capture::count("fan-a") == 20
     })
     .await;
-    assert!(done, "a={} b={} c={}", capture::count("fan-a"), capture::count("fan-b"), capture::count("fan-c"));
+    assert!(
+        done,
+        "a={} b={} c={}",
+        capture::count("fan-a"),
+        capture::count("fan-b"),
+        capture::count("fan-c")
+    );
     running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_spans_held_in_the_batch() {
     // A long batch timeout: the spans sit in the batch processor until shutdown flushes them.
-    let running = common::start(&config(&["drain"], "    timeout: 60s\n    send_batch_size: 100000")).await;
+    let running = common::start(&config(
+        &["drain"],
+        "    timeout: 60s\n    send_batch_size: 100000",
+    ))
+    .await;
     let endpoint = running.grpc_endpoint();
     tokio::task::spawn_blocking(move || {
         let p = provider(Transport::Grpc, &endpoint, "drain");
@@ -161,7 +190,11 @@ async fn shutdown_drains_spans_held_in_the_batch() {
     })
     .await
     .unwrap();
-    assert_eq!(capture::count("drain"), 0, "held by the batch processor until shutdown");
+    assert_eq!(
+        capture::count("drain"),
+        0,
+        "held by the batch processor until shutdown"
+    );
     running.stop().await;
     assert_eq!(capture::count("drain"), 50);
 }
@@ -200,7 +233,10 @@ service:
     .await
     .unwrap();
     assert!(common::eventually(Duration::from_secs(5), || capture::count("metrics") == 5).await);
-    let url = format!("http://{}/metrics", running.addr("service::telemetry::metrics", "metrics"));
+    let url = format!(
+        "http://{}/metrics",
+        running.addr("service::telemetry::metrics", "metrics")
+    );
     let text = reqwest::get(url).await.unwrap().text().await.unwrap();
     for line in [
         "otelcol_receiver_accepted_spans{receiver=\"otlp\",transport=\"grpc\"} 5",

@@ -11,7 +11,9 @@ use std::time::Duration;
 fn python() -> Option<String> {
     match std::env::var("TELETRACE_TEST_PYTHON") {
         Ok(p) => Some(p),
-        Err(_) if std::env::var("CI").is_ok() => panic!("TELETRACE_TEST_PYTHON must be set in CI (.ci/run sets it)"),
+        Err(_) if std::env::var("CI").is_ok() => {
+            panic!("TELETRACE_TEST_PYTHON must be set in CI (.ci/run sets it)")
+        }
         Err(_) => {
             eprintln!("skipping: TELETRACE_TEST_PYTHON is not set (run .ci/run, or point it at a python with opentelemetry-sdk)");
             None
@@ -21,7 +23,10 @@ fn python() -> Option<String> {
 
 async fn send(protocol: &str, endpoint: String, service: &str, count: usize) {
     let python = python().expect("checked by the caller");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/python/send_traces.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/python/send_traces.py"
+    );
     let service = service.to_string();
     let protocol = protocol.to_string();
     let out = tokio::task::spawn_blocking(move || {
@@ -32,7 +37,11 @@ async fn send(protocol: &str, endpoint: String, service: &str, count: usize) {
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "python client failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "python client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,13 +56,28 @@ async fn python_sdk_over_grpc_and_http() {
     let running = common::start(&yaml).await;
     send("grpc", running.grpc_endpoint(), "py-grpc", 12).await;
     send("http", running.http_endpoint(), "py-http", 7).await;
-    assert!(common::eventually(Duration::from_secs(5), || capture::count("python") == 13 + 8).await,
-        "got {}", capture::count("python"));
+    assert!(
+        common::eventually(Duration::from_secs(5), || capture::count("python")
+            == 13 + 8)
+        .await,
+        "got {}",
+        capture::count("python")
+    );
     let store = capture::store("python");
     let store = store.lock().unwrap();
-    assert_eq!(store.spans.iter().filter(|(s, _)| s == "py-grpc").count(), 13);
-    assert_eq!(store.spans.iter().filter(|(s, _)| s == "py-http").count(), 8);
-    let errors = store.spans.iter().filter(|(_, s)| s.status.as_ref().is_some_and(|st| st.code == 2)).count();
+    assert_eq!(
+        store.spans.iter().filter(|(s, _)| s == "py-grpc").count(),
+        13
+    );
+    assert_eq!(
+        store.spans.iter().filter(|(s, _)| s == "py-http").count(),
+        8
+    );
+    let errors = store
+        .spans
+        .iter()
+        .filter(|(_, s)| s.status.as_ref().is_some_and(|st| st.code == 2))
+        .count();
     assert_eq!(errors, 2 + 1);
     drop(store);
     running.stop().await;

@@ -31,7 +31,11 @@ fn request(spans: usize) -> Vec<u8> {
         .map(|i| Span {
             trace_id: [(i / 5) as u8; 16].to_vec(),
             span_id: (i as u64 + 1).to_be_bytes().to_vec(),
-            parent_span_id: if i % 5 == 0 { vec![] } else { (i as u64).to_be_bytes().to_vec() },
+            parent_span_id: if i % 5 == 0 {
+                vec![]
+            } else {
+                (i as u64).to_be_bytes().to_vec()
+            },
             name: format!("GET /api/items/{}", i % 7),
             kind: 2,
             start_time_unix_nano: 1_700_000_000_000_000_000 + i as u64,
@@ -67,7 +71,11 @@ fn measure(name: &str, spans_per_iter: usize, iters: usize, mut f: impl FnMut())
         let rate = (spans_per_iter * iters) as f64 / start.elapsed().as_secs_f64();
         best = best.max(rate);
     }
-    println!("{name:<40} {:>14.0} spans/s  ({:.1} ns/span)", best, 1e9 / best);
+    println!(
+        "{name:<40} {:>14.0} spans/s  ({:.1} ns/span)",
+        best,
+        1e9 / best
+    );
 }
 
 fn main() {

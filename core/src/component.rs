@@ -91,7 +91,9 @@ impl ComponentId {
             None => (id.trim(), None),
         };
         if type_name.is_empty() {
-            return Err(format!("invalid component ID {id:?}: the type part is empty"));
+            return Err(format!(
+                "invalid component ID {id:?}: the type part is empty"
+            ));
         }
         if name.is_some_and(str::is_empty) {
             return Err(format!(

@@ -17,12 +17,12 @@
 //! ```
 //! The registry finds every registration linked into the binary.
 
+use crate::component::Host;
 use crate::component::{
     ComponentError, ComponentId, Exporter, Extension, Kind, Processor, Receiver, Stability,
 };
 use crate::config::ConfigError;
 use crate::consumer::ConsumerRef;
-use crate::component::Host;
 use crate::telemetry::Metrics;
 use serde::de::DeserializeOwned;
 use std::any::Any;
@@ -105,9 +105,7 @@ pub trait ExtensionFactory: Sync + 'static {
 }
 
 /// Parses a component's YAML value into its typed config, naming the failing key.
-pub fn parse_typed_config<C: ComponentConfig>(
-    value: &serde_yaml::Value,
-) -> Result<C, ConfigError> {
+pub fn parse_typed_config<C: ComponentConfig>(value: &serde_yaml::Value) -> Result<C, ConfigError> {
     let value = match value {
         serde_yaml::Value::Null => serde_yaml::Value::Mapping(Default::default()),
         other => other.clone(),

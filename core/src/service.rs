@@ -7,7 +7,9 @@
 //! one instance shared by every pipeline that names it; a fan-out gives every consumer
 //! but the last a clone.
 
-use crate::component::{ComponentError, ComponentId, Exporter, Extension, Host, Kind, Lifecycle, Processor, Receiver};
+use crate::component::{
+    ComponentError, ComponentId, Exporter, Extension, Host, Kind, Lifecycle, Processor, Receiver,
+};
 use crate::config::{ConfigError, ConfigErrors, ResolvedConfig};
 use crate::consumer::{ConsumerRef, FanOut};
 use crate::registry::{BuildContext, FactoryRef};
@@ -61,8 +63,12 @@ impl Service {
                 if exporters.contains_key(id) {
                     continue;
                 }
-                let Some(resolved) = config.component(Kind::Exporter, id) else { continue };
-                let FactoryRef::Exporter(factory) = resolved.registration.factory else { continue };
+                let Some(resolved) = config.component(Kind::Exporter, id) else {
+                    continue;
+                };
+                let FactoryRef::Exporter(factory) = resolved.registration.factory else {
+                    continue;
+                };
                 let built = factory
                     .parse_config(&resolved.value)
                     .map_err(|e| e.under(&resolved.path()))
@@ -97,8 +103,12 @@ impl Service {
             let mut next: ConsumerRef = FanOut::build(outs);
             let mut chain = Vec::new();
             for id in pipeline.processors.iter().rev() {
-                let Some(resolved) = config.component(Kind::Processor, id) else { continue };
-                let FactoryRef::Processor(factory) = resolved.registration.factory else { continue };
+                let Some(resolved) = config.component(Kind::Processor, id) else {
+                    continue;
+                };
+                let FactoryRef::Processor(factory) = resolved.registration.factory else {
+                    continue;
+                };
                 let built = factory
                     .parse_config(&resolved.value)
                     .map_err(|e| e.under(&resolved.path()))
@@ -118,15 +128,22 @@ impl Service {
             chain.reverse();
             processors.push((pipeline.id.clone(), chain));
             for id in &pipeline.receivers {
-                pipeline_heads.entry(id.clone()).or_default().push(next.clone());
+                pipeline_heads
+                    .entry(id.clone())
+                    .or_default()
+                    .push(next.clone());
             }
         }
 
         // Receivers: one instance per ID, feeding every pipeline that names it.
         let mut receivers = Vec::new();
         for (id, heads) in pipeline_heads {
-            let Some(resolved) = config.component(Kind::Receiver, &id) else { continue };
-            let FactoryRef::Receiver(factory) = resolved.registration.factory else { continue };
+            let Some(resolved) = config.component(Kind::Receiver, &id) else {
+                continue;
+            };
+            let FactoryRef::Receiver(factory) = resolved.registration.factory else {
+                continue;
+            };
             let built = factory
                 .parse_config(&resolved.value)
                 .map_err(|e| e.under(&resolved.path()))
@@ -144,8 +161,12 @@ impl Service {
         // Extensions, last: they may look up exporters.
         let mut extensions = Vec::new();
         for id in &config.extensions {
-            let Some(resolved) = config.component(Kind::Extension, id) else { continue };
-            let FactoryRef::Extension(factory) = resolved.registration.factory else { continue };
+            let Some(resolved) = config.component(Kind::Extension, id) else {
+                continue;
+            };
+            let FactoryRef::Extension(factory) = resolved.registration.factory else {
+                continue;
+            };
             let built = factory
                 .parse_config(&resolved.value)
                 .map_err(|e| e.under(&resolved.path()))
@@ -201,7 +222,11 @@ impl Service {
             }
         }
         if let Some(address) = self.metrics_bound {
-            out.push(("service::telemetry::metrics".to_string(), "metrics", address));
+            out.push((
+                "service::telemetry::metrics".to_string(),
+                "metrics",
+                address,
+            ));
         }
         out
     }
@@ -224,9 +249,14 @@ impl Service {
     pub async fn start(&mut self) -> Result<(), ComponentError> {
         if let Some(address) = self.metrics_address.clone() {
             telemetry::process::register(&self.metrics);
-            let bound = telemetry::serve_metrics(&address, self.metrics.clone(), self.metrics_stop.clone())
-                .await
-                .map_err(|e| ComponentError::new(format!("service::telemetry::metrics: cannot listen on {address}: {e}")))?;
+            let bound =
+                telemetry::serve_metrics(&address, self.metrics.clone(), self.metrics_stop.clone())
+                    .await
+                    .map_err(|e| {
+                        ComponentError::new(format!(
+                            "service::telemetry::metrics: cannot listen on {address}: {e}"
+                        ))
+                    })?;
             self.metrics_bound = Some(bound);
         }
         let mut order: Vec<Started> = Vec::new();
@@ -247,7 +277,8 @@ impl Service {
         for (kind, id, component) in order {
             tracing::debug!(%kind, %id, "starting");
             if let Err(e) = component.start(&self.host).await {
-                let error = ComponentError::new(format!("{}::{id}: failed to start: {e}", kind.section()));
+                let error =
+                    ComponentError::new(format!("{}::{id}: failed to start: {e}", kind.section()));
                 self.shutdown(Duration::from_secs(5)).await;
                 return Err(error);
             }
@@ -293,7 +324,10 @@ impl Service {
             }
         };
         if tokio::time::timeout(deadline, stop_all).await.is_err() {
-            tracing::error!(?deadline, "shutdown did not finish within the deadline; data still held may be lost");
+            tracing::error!(
+                ?deadline,
+                "shutdown did not finish within the deadline; data still held may be lost"
+            );
         }
         self.metrics_stop.cancel();
     }

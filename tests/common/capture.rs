@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use teletrace_core::proto::tonic::trace::v1::Span;
 use teletrace_core::registry::BuildContext;
 use teletrace_core::{
-    ComponentConfig, ComponentError, ConsumeError, Consumer, Exporter, ExporterFactory,
-    FactoryRef, Lifecycle, Registration, Stability, Traces,
+    ComponentConfig, ComponentError, ConsumeError, Consumer, Exporter, ExporterFactory, FactoryRef,
+    Lifecycle, Registration, Stability, Traces,
 };
 
 /// Config of the capture exporter.
@@ -36,7 +36,12 @@ fn stores() -> &'static Mutex<HashMap<String, Arc<Mutex<Store>>>> {
 
 /// The store recorded under `name` (created empty if needed).
 pub fn store(name: &str) -> Arc<Mutex<Store>> {
-    stores().lock().unwrap().entry(name.to_string()).or_default().clone()
+    stores()
+        .lock()
+        .unwrap()
+        .entry(name.to_string())
+        .or_default()
+        .clone()
 }
 
 /// Number of spans recorded under `name`.
@@ -46,7 +51,13 @@ pub fn count(name: &str) -> usize {
 
 /// Span names recorded under `name`.
 pub fn names(name: &str) -> Vec<String> {
-    store(name).lock().unwrap().spans.iter().map(|(_, s)| s.name.clone()).collect()
+    store(name)
+        .lock()
+        .unwrap()
+        .spans
+        .iter()
+        .map(|(_, s)| s.name.clone())
+        .collect()
 }
 
 struct Capture {
@@ -65,7 +76,9 @@ impl Consumer for Capture {
                 .find(|kv| kv.key == "service.name")
                 .and_then(|kv| kv.value.as_ref())
                 .and_then(|v| match &v.value {
-                    Some(teletrace_core::proto::tonic::common::v1::any_value::Value::StringValue(s)) => Some(s.clone()),
+                    Some(
+                        teletrace_core::proto::tonic::common::v1::any_value::Value::StringValue(s),
+                    ) => Some(s.clone()),
                     _ => None,
                 })
                 .unwrap_or_default();
@@ -86,9 +99,19 @@ struct CaptureFactory;
 
 impl ExporterFactory for CaptureFactory {
     type Config = CaptureConfig;
-    fn create(&self, ctx: &BuildContext, config: CaptureConfig) -> Result<Arc<dyn Exporter>, ComponentError> {
-        let name = if config.name.is_empty() { ctx.id.to_string() } else { config.name };
-        Ok(Arc::new(Capture { store: store(&name) }))
+    fn create(
+        &self,
+        ctx: &BuildContext,
+        config: CaptureConfig,
+    ) -> Result<Arc<dyn Exporter>, ComponentError> {
+        let name = if config.name.is_empty() {
+            ctx.id.to_string()
+        } else {
+            config.name
+        };
+        Ok(Arc::new(Capture {
+            store: store(&name),
+        }))
     }
 }
 

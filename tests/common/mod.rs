@@ -30,7 +30,12 @@ impl Running {
     pub fn addr(&self, component: &str, label: &str) -> SocketAddr {
         self.service
             .address_of(component, label)
-            .unwrap_or_else(|| panic!("{component} has no {label} listener: {:?}", self.service.listening()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{component} has no {label} listener: {:?}",
+                    self.service.listening()
+                )
+            })
     }
 
     /// `http://host:port` of the OTLP gRPC receiver.
@@ -58,7 +63,10 @@ pub async fn start(yaml: &str) -> Running {
 pub async fn start_with(yaml: &str, sets: &[String]) -> Running {
     link_all();
     let raw = config::load_merged(
-        &[ConfigSource::Embedded { name: "test".into(), text: yaml.into() }],
+        &[ConfigSource::Embedded {
+            name: "test".into(),
+            text: yaml.into(),
+        }],
         sets,
         &|name| std::env::var(name).ok(),
     )

@@ -1,7 +1,9 @@
 //! Real OpenTelemetry clients for the tests: the `opentelemetry-otlp` crate's span
 //! exporters over gRPC and HTTP/protobuf, driven through an SDK tracer provider.
 
-use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _};
+use opentelemetry::trace::{
+    Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _,
+};
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -32,7 +34,11 @@ pub fn provider(transport: Transport, endpoint: &str, service: &str) -> SdkTrace
     .expect("exporter builds");
     SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(Resource::builder().with_service_name(service.to_string()).build())
+        .with_resource(
+            Resource::builder()
+                .with_service_name(service.to_string())
+                .build(),
+        )
         .build()
 }
 

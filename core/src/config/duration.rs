@@ -22,7 +22,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     while !rest.is_empty() {
         let num_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("invalid duration {text:?}: missing unit (ns, us, ms, s, m, h)"))?;
+            .ok_or_else(|| {
+                format!("invalid duration {text:?}: missing unit (ns, us, ms, s, m, h)")
+            })?;
         if num_len == 0 {
             return Err(format!("invalid duration {text:?}: expected a number"));
         }
@@ -62,7 +64,13 @@ pub fn format(d: Duration) -> String {
     if nanos == 0 {
         return "0s".into();
     }
-    for (unit, per) in [("h", 3_600_000_000_000u128), ("m", 60_000_000_000), ("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000)] {
+    for (unit, per) in [
+        ("h", 3_600_000_000_000u128),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+    ] {
         if nanos.is_multiple_of(per) {
             return format!("{}{}", nanos / per, unit);
         }

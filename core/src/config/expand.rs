@@ -94,7 +94,10 @@ pub fn expand_str(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<St
     Ok(out)
 }
 
-fn resolve_reference(reference: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+fn resolve_reference(
+    reference: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
     let (scheme, spec) = match reference.split_once(':') {
         Some((scheme, spec))
             if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric()) =>
@@ -118,14 +121,19 @@ fn resolve_reference(reference: &str, lookup: &dyn Fn(&str) -> Option<String>) -
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid {
-        return Err(format!("invalid environment variable name {name:?} in ${{{reference}}}"));
+        return Err(format!(
+            "invalid environment variable name {name:?} in ${{{reference}}}"
+        ));
     }
     match lookup(name) {
         Some(v) if !v.is_empty() || default.is_none() => Ok(v),
         _ => match default {
             Some(d) => Ok(d.to_string()),
             None => {
-                tracing::warn!(variable = name, "environment variable is not set; using an empty string");
+                tracing::warn!(
+                    variable = name,
+                    "environment variable is not set; using an empty string"
+                );
                 Ok(String::new())
             }
         },
@@ -147,10 +155,22 @@ mod tests {
 
     #[test]
     fn expands_every_form() {
-        assert_eq!(expand_str("${env:HOST}:${PORT}", &env).unwrap(), "example.com:4317");
-        assert_eq!(expand_str("${env:MISSING:-fallback}", &env).unwrap(), "fallback");
-        assert_eq!(expand_str("${env:EMPTY:-fallback}", &env).unwrap(), "fallback");
-        assert_eq!(expand_str("${env:HOST:-fallback}", &env).unwrap(), "example.com");
+        assert_eq!(
+            expand_str("${env:HOST}:${PORT}", &env).unwrap(),
+            "example.com:4317"
+        );
+        assert_eq!(
+            expand_str("${env:MISSING:-fallback}", &env).unwrap(),
+            "fallback"
+        );
+        assert_eq!(
+            expand_str("${env:EMPTY:-fallback}", &env).unwrap(),
+            "fallback"
+        );
+        assert_eq!(
+            expand_str("${env:HOST:-fallback}", &env).unwrap(),
+            "example.com"
+        );
         assert_eq!(expand_str("cost $$5 ${MISSING}", &env).unwrap(), "cost $5 ");
         assert_eq!(expand_str("a$b", &env).unwrap(), "a$b");
         assert_eq!(expand_str("$${env:HOST}", &env).unwrap(), "${env:HOST}");
@@ -158,9 +178,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_references() {
-        assert!(expand_str("${env:HOST", &env).unwrap_err().contains("unterminated"));
-        assert!(expand_str("${file:/etc/x}", &env).unwrap_err().contains("provider"));
-        assert!(expand_str("${env:1X}", &env).unwrap_err().contains("invalid"));
+        assert!(expand_str("${env:HOST", &env)
+            .unwrap_err()
+            .contains("unterminated"));
+        assert!(expand_str("${file:/etc/x}", &env)
+            .unwrap_err()
+            .contains("provider"));
+        assert!(expand_str("${env:1X}", &env)
+            .unwrap_err()
+            .contains("invalid"));
     }
 
     #[test]
@@ -173,7 +199,8 @@ mod tests {
 
     #[test]
     fn error_names_the_path() {
-        let mut v: Value = serde_yaml::from_str("exporters:\n  debug:\n    x: ${bad-name}").unwrap();
+        let mut v: Value =
+            serde_yaml::from_str("exporters:\n  debug:\n    x: ${bad-name}").unwrap();
         let e = expand_value(&mut v, "", &env).unwrap_err();
         assert_eq!(e.path, "exporters::debug::x");
     }

@@ -65,7 +65,12 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "invalid configuration ({} error{}):", self.0.len(), if self.0.len() == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "invalid configuration ({} error{}):",
+            self.0.len(),
+            if self.0.len() == 1 { "" } else { "s" }
+        )?;
         for e in &self.0 {
             writeln!(f, "  {e}")?;
         }
@@ -175,7 +180,9 @@ impl MetricsConfig {
             let prom = &reader["pull"]["exporter"]["prometheus"];
             if prom.is_mapping() {
                 let host = prom["host"].as_str().unwrap_or("localhost");
-                let port = prom["port"].as_u64().ok_or("readers: pull prometheus exporter needs a port")?;
+                let port = prom["port"]
+                    .as_u64()
+                    .ok_or("readers: pull prometheus exporter needs a port")?;
                 return Ok(Some(format!("{host}:{port}")));
             }
         }
@@ -266,7 +273,14 @@ impl ResolvedConfig {
     }
 }
 
-const TOP_LEVEL_KEYS: [&str; 6] = ["receivers", "processors", "exporters", "extensions", "connectors", "service"];
+const TOP_LEVEL_KEYS: [&str; 6] = [
+    "receivers",
+    "processors",
+    "exporters",
+    "extensions",
+    "connectors",
+    "service",
+];
 
 /// Checks a merged, expanded config against the registry and returns what the service
 /// builds from, or every error found.
@@ -280,13 +294,19 @@ pub fn resolve(raw: &Value) -> Result<ResolvedConfig, ConfigErrors> {
         if !TOP_LEVEL_KEYS.contains(&name.as_str()) {
             errors.push(ConfigError::new(
                 name.clone(),
-                format!("unknown top-level key; expected one of {}", TOP_LEVEL_KEYS.join(", ")),
+                format!(
+                    "unknown top-level key; expected one of {}",
+                    TOP_LEVEL_KEYS.join(", ")
+                ),
             ));
         }
     }
     if let Some(connectors) = root.get("connectors").and_then(Value::as_mapping) {
         if !connectors.is_empty() {
-            errors.push(ConfigError::new("connectors", "connectors are not supported by Teletrace"));
+            errors.push(ConfigError::new(
+                "connectors",
+                "connectors are not supported by Teletrace",
+            ));
         }
     }
 
@@ -301,7 +321,10 @@ pub fn resolve(raw: &Value) -> Result<ResolvedConfig, ConfigErrors> {
             None | Some(Value::Null) => continue,
             Some(Value::Mapping(m)) => m,
             Some(_) => {
-                errors.push(ConfigError::new(section, "must be a mapping of component IDs to their configs"));
+                errors.push(ConfigError::new(
+                    section,
+                    "must be a mapping of component IDs to their configs",
+                ));
                 continue;
             }
         };
@@ -346,7 +369,10 @@ pub fn resolve(raw: &Value) -> Result<ResolvedConfig, ConfigErrors> {
     // The service section.
     let service: ServiceConfig = match root.get("service") {
         None | Some(Value::Null) => {
-            errors.push(ConfigError::new("service", "missing: a config needs service::pipelines"));
+            errors.push(ConfigError::new(
+                "service",
+                "missing: a config needs service::pipelines",
+            ));
             ServiceConfig::default()
         }
         Some(v) => match serde_path_to_error::deserialize::<_, ServiceConfig>(v.clone()) {
@@ -354,7 +380,11 @@ pub fn resolve(raw: &Value) -> Result<ResolvedConfig, ConfigErrors> {
             Err(e) => {
                 let inner = e.path().to_string().replace('.', "::");
                 errors.push(ConfigError::new(
-                    if inner == "::" || inner.is_empty() { "service".to_string() } else { format!("service::{inner}") },
+                    if inner == "::" || inner.is_empty() {
+                        "service".to_string()
+                    } else {
+                        format!("service::{inner}")
+                    },
                     e.into_inner().to_string(),
                 ));
                 ServiceConfig::default()
@@ -364,34 +394,53 @@ pub fn resolve(raw: &Value) -> Result<ResolvedConfig, ConfigErrors> {
     if let Err(e) = service.telemetry.metrics.endpoint() {
         errors.push(ConfigError::new("service::telemetry::metrics", e));
     }
-    if !["debug", "info", "warn", "error"].contains(&service.telemetry.logs.level.to_ascii_lowercase().as_str()) {
+    if !["debug", "info", "warn", "error"]
+        .contains(&service.telemetry.logs.level.to_ascii_lowercase().as_str())
+    {
         errors.push(ConfigError::new(
             "service::telemetry::logs::level",
-            format!("unknown level {:?}; expected debug, info, warn or error", service.telemetry.logs.level),
+            format!(
+                "unknown level {:?}; expected debug, info, warn or error",
+                service.telemetry.logs.level
+            ),
         ));
     }
     if root.get("service").is_some() && service.pipelines.is_empty() {
-        errors.push(ConfigError::new("service::pipelines", "at least one pipeline is required"));
+        errors.push(ConfigError::new(
+            "service::pipelines",
+            "at least one pipeline is required",
+        ));
     }
 
     let mut used: BTreeSet<(Kind, ComponentId)> = BTreeSet::new();
     let mut pipelines = Vec::new();
     for (pipeline_id, pipeline) in &service.pipelines {
         let path = format!("service::pipelines::{pipeline_id}");
-        let (signal, _) = pipeline_id.split_once('/').unwrap_or((pipeline_id.as_str(), ""));
+        let (signal, _) = pipeline_id
+            .split_once('/')
+            .unwrap_or((pipeline_id.as_str(), ""));
         match signal {
             "traces" => {}
             "metrics" | "logs" | "profiles" => {
-                errors.push(ConfigError::new(path, format!("signal {signal:?} is not supported: Teletrace handles traces")));
+                errors.push(ConfigError::new(
+                    path,
+                    format!("signal {signal:?} is not supported: Teletrace handles traces"),
+                ));
                 continue;
             }
             other => {
-                errors.push(ConfigError::new(path, format!("unknown signal {other:?}; pipeline IDs are traces or traces/NAME")));
+                errors.push(ConfigError::new(
+                    path,
+                    format!("unknown signal {other:?}; pipeline IDs are traces or traces/NAME"),
+                ));
                 continue;
             }
         }
         if pipeline_id.ends_with('/') {
-            errors.push(ConfigError::new(path.clone(), "the name after '/' is empty"));
+            errors.push(ConfigError::new(
+                path.clone(),
+                "the name after '/' is empty",
+            ));
         }
         let mut resolve_list = |kind: Kind, list: &[String], field: &str| -> Vec<ComponentId> {
             let mut ids = Vec::new();
@@ -406,7 +455,13 @@ pub fn resolve(raw: &Value) -> Result<ResolvedConfig, ConfigErrors> {
                     }
                 };
                 if !seen.insert(id.clone()) {
-                    errors.push(ConfigError::new(item_path, format!("{kind} {id:?} is listed more than once", id = id.to_string())));
+                    errors.push(ConfigError::new(
+                        item_path,
+                        format!(
+                            "{kind} {id:?} is listed more than once",
+                            id = id.to_string()
+                        ),
+                    ));
                     continue;
                 }
                 if failed.contains(&(kind, id.clone())) {
@@ -415,7 +470,10 @@ pub fn resolve(raw: &Value) -> Result<ResolvedConfig, ConfigErrors> {
                 if !configured.contains_key(&(kind, id.clone())) {
                     errors.push(ConfigError::new(
                         item_path,
-                        format!("{kind} \"{id}\" is not configured; add it under {}", kind.section()),
+                        format!(
+                            "{kind} \"{id}\" is not configured; add it under {}",
+                            kind.section()
+                        ),
                     ));
                     continue;
                 }
@@ -428,10 +486,16 @@ pub fn resolve(raw: &Value) -> Result<ResolvedConfig, ConfigErrors> {
         let processors = resolve_list(Kind::Processor, &pipeline.processors, "processors");
         let exporters = resolve_list(Kind::Exporter, &pipeline.exporters, "exporters");
         if pipeline.receivers.is_empty() {
-            errors.push(ConfigError::new(format!("{path}::receivers"), "a pipeline needs at least one receiver"));
+            errors.push(ConfigError::new(
+                format!("{path}::receivers"),
+                "a pipeline needs at least one receiver",
+            ));
         }
         if pipeline.exporters.is_empty() {
-            errors.push(ConfigError::new(format!("{path}::exporters"), "a pipeline needs at least one exporter"));
+            errors.push(ConfigError::new(
+                format!("{path}::exporters"),
+                "a pipeline needs at least one exporter",
+            ));
         }
         pipelines.push(ResolvedPipeline {
             id: pipeline_id.clone(),
@@ -447,12 +511,16 @@ pub fn resolve(raw: &Value) -> Result<ResolvedConfig, ConfigErrors> {
         match ComponentId::parse(text) {
             Err(e) => errors.push(ConfigError::new(path, e)),
             Ok(id) if failed.contains(&(Kind::Extension, id.clone())) => {}
-            Ok(id) if !configured.contains_key(&(Kind::Extension, id.clone())) => errors.push(
-                ConfigError::new(path, format!("extension \"{id}\" is not configured; add it under extensions")),
-            ),
-            Ok(id) if extensions.contains(&id) => {
-                errors.push(ConfigError::new(path, format!("extension \"{id}\" is listed more than once")))
+            Ok(id) if !configured.contains_key(&(Kind::Extension, id.clone())) => {
+                errors.push(ConfigError::new(
+                    path,
+                    format!("extension \"{id}\" is not configured; add it under extensions"),
+                ))
             }
+            Ok(id) if extensions.contains(&id) => errors.push(ConfigError::new(
+                path,
+                format!("extension \"{id}\" is listed more than once"),
+            )),
             Ok(id) => {
                 used.insert((Kind::Extension, id.clone()));
                 extensions.push(id);

@@ -61,9 +61,8 @@ impl ConfigSource {
             ConfigSource::Inline(text) => inline_to_yaml(text),
             ConfigSource::Embedded { text, .. } => text.clone(),
         };
-        let value: Value = serde_yaml::from_str(&text).map_err(|e| {
-            ConfigError::new("", format!("{}: invalid YAML: {e}", self.describe()))
-        })?;
+        let value: Value = serde_yaml::from_str(&text)
+            .map_err(|e| ConfigError::new("", format!("{}: invalid YAML: {e}", self.describe())))?;
         match value {
             Value::Null => Ok(Value::Mapping(Mapping::new())),
             Value::Mapping(_) => Ok(value),
@@ -130,7 +129,10 @@ pub fn apply_set(root: &mut Value, assignment: &str) -> Result<(), ConfigError> 
         key.split('.').collect()
     };
     if parts.iter().any(|p| p.trim().is_empty()) {
-        return Err(ConfigError::new("", format!("--set {assignment:?}: empty key part")));
+        return Err(ConfigError::new(
+            "",
+            format!("--set {assignment:?}: empty key part"),
+        ));
     }
     let value: Value = if raw_value.trim().is_empty() {
         Value::String(raw_value.to_string())
@@ -182,24 +184,40 @@ mod tests {
     fn later_sources_win_and_maps_merge() {
         let mut base = yaml("exporters: {debug: {verbosity: basic}, file: {path: a}}");
         merge(&mut base, yaml("exporters: {debug: {verbosity: detailed}}"));
-        assert_eq!(base, yaml("exporters: {debug: {verbosity: detailed}, file: {path: a}}"));
+        assert_eq!(
+            base,
+            yaml("exporters: {debug: {verbosity: detailed}, file: {path: a}}")
+        );
     }
 
     #[test]
     fn set_accepts_both_separators() {
         let mut root = yaml("exporters: {debug: {verbosity: basic}}");
         apply_set(&mut root, "exporters.debug.verbosity=detailed").unwrap();
-        assert_eq!(root["exporters"]["debug"]["verbosity"], Value::String("detailed".into()));
+        assert_eq!(
+            root["exporters"]["debug"]["verbosity"],
+            Value::String("detailed".into())
+        );
         apply_set(&mut root, "extensions::query::endpoint=0.0.0.0:8080").unwrap();
-        assert_eq!(root["extensions"]["query"]["endpoint"], Value::String("0.0.0.0:8080".into()));
+        assert_eq!(
+            root["extensions"]["query"]["endpoint"],
+            Value::String("0.0.0.0:8080".into())
+        );
         apply_set(&mut root, "processors::batch::send_batch_size=10").unwrap();
-        assert_eq!(root["processors"]["batch"]["send_batch_size"], Value::Number(10.into()));
+        assert_eq!(
+            root["processors"]["batch"]["send_batch_size"],
+            Value::Number(10.into())
+        );
         assert!(apply_set(&mut root, "novalue").is_err());
     }
 
     #[test]
     fn inline_short_form() {
-        let v: Value = serde_yaml::from_str(&inline_to_yaml("exporters::debug::verbosity: detailed")).unwrap();
-        assert_eq!(v["exporters"]["debug"]["verbosity"], Value::String("detailed".into()));
+        let v: Value =
+            serde_yaml::from_str(&inline_to_yaml("exporters::debug::verbosity: detailed")).unwrap();
+        assert_eq!(
+            v["exporters"]["debug"]["verbosity"],
+            Value::String("detailed".into())
+        );
     }
 }

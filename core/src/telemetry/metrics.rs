@@ -105,7 +105,10 @@ fn label_text(labels: &[(&str, &str)]) -> String {
         if i > 0 {
             out.push(',');
         }
-        let v = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        let v = v
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
         let _ = write!(out, "{k}=\"{v}\"");
     }
     out
@@ -263,7 +266,8 @@ impl Metrics {
                             let le = format!("le=\"{bound}\"");
                             let _ = writeln!(out, "{name}_bucket{} {cumulative}", braces(&le));
                         }
-                        let _ = writeln!(out, "{name}_bucket{} {}", braces("le=\"+Inf\""), h.count());
+                        let _ =
+                            writeln!(out, "{name}_bucket{} {}", braces("le=\"+Inf\""), h.count());
                         let sum = f64::from_bits(h.sum_bits.load(Ordering::Relaxed));
                         let _ = writeln!(out, "{name}_sum{} {sum}", braces(""));
                         let _ = writeln!(out, "{name}_count{} {}", braces(""), h.count());
@@ -282,18 +286,40 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let m = Metrics::new();
-        m.counter("otelcol_receiver_accepted_spans", "Spans accepted", &[("receiver", "otlp"), ("transport", "grpc")]).add(5);
-        m.counter("otelcol_receiver_accepted_spans", "Spans accepted", &[("receiver", "otlp"), ("transport", "grpc")]).add(2);
-        let h = m.histogram("otelcol_processor_batch_batch_send_size", "Batch sizes", &[("processor", "batch")], &[10.0, 100.0]);
+        m.counter(
+            "otelcol_receiver_accepted_spans",
+            "Spans accepted",
+            &[("receiver", "otlp"), ("transport", "grpc")],
+        )
+        .add(5);
+        m.counter(
+            "otelcol_receiver_accepted_spans",
+            "Spans accepted",
+            &[("receiver", "otlp"), ("transport", "grpc")],
+        )
+        .add(2);
+        let h = m.histogram(
+            "otelcol_processor_batch_batch_send_size",
+            "Batch sizes",
+            &[("processor", "batch")],
+            &[10.0, 100.0],
+        );
         h.record(5.0);
         h.record(50.0);
         h.record(500.0);
         let text = m.render();
         assert!(text.contains("# TYPE otelcol_receiver_accepted_spans counter"));
-        assert!(text.contains("otelcol_receiver_accepted_spans{receiver=\"otlp\",transport=\"grpc\"} 7"));
-        assert!(text.contains("otelcol_processor_batch_batch_send_size_bucket{processor=\"batch\",le=\"100\"} 2"));
-        assert!(text.contains("otelcol_processor_batch_batch_send_size_bucket{processor=\"batch\",le=\"+Inf\"} 3"));
-        assert!(text.contains("otelcol_processor_batch_batch_send_size_count{processor=\"batch\"} 3"));
+        assert!(text
+            .contains("otelcol_receiver_accepted_spans{receiver=\"otlp\",transport=\"grpc\"} 7"));
+        assert!(text.contains(
+            "otelcol_processor_batch_batch_send_size_bucket{processor=\"batch\",le=\"100\"} 2"
+        ));
+        assert!(text.contains(
+            "otelcol_processor_batch_batch_send_size_bucket{processor=\"batch\",le=\"+Inf\"} 3"
+        ));
+        assert!(
+            text.contains("otelcol_processor_batch_batch_send_size_count{processor=\"batch\"} 3")
+        );
         assert_eq!(m.counter_total("otelcol_receiver_accepted_spans"), 7);
     }
 }

@@ -277,8 +277,7 @@ impl Traces {
             return Ok(std::mem::take(self));
         }
         if let Repr::Encoded(bytes) = &self.repr {
-            if let Some((head, head_spans)) = frame::split_at_resource_boundary(bytes, max_spans)
-            {
+            if let Some((head, head_spans)) = frame::split_at_resource_boundary(bytes, max_spans) {
                 if head_spans > 0 {
                     let tail = bytes.slice(head..);
                     let front = bytes.slice(..head);
@@ -348,14 +347,7 @@ impl Traces {
                 for span in spans {
                     let id = trace_id_array(&span.trace_id);
                     let list = groups.entry(id).or_default();
-                    push_span(
-                        list,
-                        &resource,
-                        &schema_url,
-                        &scope,
-                        &scope_schema,
-                        span,
-                    );
+                    push_span(list, &resource, &schema_url, &scope, &scope_schema, span);
                 }
             }
         }

@@ -62,8 +62,11 @@ fn encoded_batches_join_without_decoding() {
 #[test]
 fn mixed_batches_join_decoded() {
     let mut a = encoded(vec![resource("a", vec![span(1, 1)])]);
-    a.append(Traces::new(vec![resource("b", vec![span(2, 1), span(2, 2)])]))
-        .unwrap();
+    a.append(Traces::new(vec![resource(
+        "b",
+        vec![span(2, 1), span(2, 2)],
+    )]))
+    .unwrap();
     assert_eq!(a.span_count(), 3);
     assert_eq!(names(a), ["span-1-1", "span-2-1", "span-2-2"]);
 }
@@ -111,7 +114,11 @@ fn groups_by_trace_with_resources() {
     assert_eq!(groups[&[1u8; 16]].span_count(), 2);
     let mut two = groups[&[2u8; 16]].clone();
     assert_eq!(two.span_count(), 2);
-    assert_eq!(two.resource_spans().unwrap().len(), 2, "one entry per resource");
+    assert_eq!(
+        two.resource_spans().unwrap().len(),
+        2,
+        "one entry per resource"
+    );
 }
 
 #[test]
@@ -154,14 +161,21 @@ fn concat_joins_encoded_parts_in_one_go() {
     let joined = Traces::concat(parts).unwrap();
     assert!(joined.is_encoded());
     assert_eq!((joined.span_count(), joined.resource_count()), (4, 3));
-    assert_eq!(names(joined), ["span-1-1", "span-2-1", "span-2-2", "span-3-1"]);
+    assert_eq!(
+        names(joined),
+        ["span-1-1", "span-2-1", "span-2-2", "span-3-1"]
+    );
 }
 
 #[test]
 fn append_onto_empty_takes_the_other_as_is() {
     let mut t = Traces::default();
-    t.append(encoded(vec![resource("a", vec![span(1, 1)])])).unwrap();
-    assert!(t.is_encoded(), "no decode when the receiving batch is empty");
+    t.append(encoded(vec![resource("a", vec![span(1, 1)])]))
+        .unwrap();
+    assert!(
+        t.is_encoded(),
+        "no decode when the receiving batch is empty"
+    );
     assert_eq!(t.span_count(), 1);
 }
 

@@ -61,8 +61,13 @@ async fn main() -> Result<()> {
     match args.command {
         Command::Server { listen } => {
             let provider = telemetry::provider(&args.otlp, "demo-backend")?;
-            let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
-            println!("demo-backend listening on http://{}", listener.local_addr()?);
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            println!(
+                "demo-backend listening on http://{}",
+                listener.local_addr()?
+            );
             let served = server::serve(listener, provider.clone());
             tokio::select! {
                 r = served => r?,
@@ -138,7 +143,10 @@ mod server {
     use opentelemetry::trace::TracerProvider as _;
 
     /// Serves `POST /checkout` until the task is dropped.
-    pub async fn serve(listener: tokio::net::TcpListener, provider: SdkTracerProvider) -> Result<()> {
+    pub async fn serve(
+        listener: tokio::net::TcpListener,
+        provider: SdkTracerProvider,
+    ) -> Result<()> {
         let app = axum::Router::new()
             .route("/checkout", axum::routing::post(checkout))
             .with_state(provider);
@@ -160,9 +168,16 @@ mod server {
         let cx = parent.with_span(span);
         let (fail, db_ms, pay_ms) = {
             let mut rng = rand::rng();
-            (rng.random_bool(0.2), rng.random_range(2..15), rng.random_range(5..30))
+            (
+                rng.random_bool(0.2),
+                rng.random_range(2..15),
+                rng.random_range(5..30),
+            )
         };
-        for (name, ms, kind) in [("SELECT cart", db_ms, SpanKind::Client), ("charge card", pay_ms, SpanKind::Internal)] {
+        for (name, ms, kind) in [
+            ("SELECT cart", db_ms, SpanKind::Client),
+            ("charge card", pay_ms, SpanKind::Internal),
+        ] {
             let mut child = tracer
                 .span_builder(name)
                 .with_kind(kind)
@@ -170,14 +185,24 @@ mod server {
                 .start_with_context(&tracer, &cx);
             tokio::time::sleep(Duration::from_millis(ms)).await;
             if fail && name == "charge card" {
-                child.add_event("card declined", vec![KeyValue::new("reason", "insufficient funds")]);
+                child.add_event(
+                    "card declined",
+                    vec![KeyValue::new("reason", "insufficient funds")],
+                );
                 child.set_status(Status::error("card declined"));
             }
             child.end();
         }
-        let code = if fail { StatusCode::PAYMENT_REQUIRED } else { StatusCode::OK };
+        let code = if fail {
+            StatusCode::PAYMENT_REQUIRED
+        } else {
+            StatusCode::OK
+        };
         let span = cx.span();
-        span.set_attribute(KeyValue::new("http.response.status_code", code.as_u16() as i64));
+        span.set_attribute(KeyValue::new(
+            "http.response.status_code",
+            code.as_u16() as i64,
+        ));
         span.end();
         code
     }

@@ -13,6 +13,10 @@ pub fn provider(endpoint: &str, service: &str) -> Result<SdkTracerProvider> {
         .build()?;
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(Resource::builder().with_service_name(service.to_string()).build())
+        .with_resource(
+            Resource::builder()
+                .with_service_name(service.to_string())
+                .build(),
+        )
         .build())
 }

@@ -481,4 +481,3 @@ impl Worker {
         }
     }
 }
-

@@ -53,10 +53,18 @@ mod tests {
         let keep = Arc::new(Keep::default());
         let p = NamePrefix::new("x.".into(), keep.clone());
         let spans = ["a", "b"]
-            .map(|n| Span { name: n.into(), trace_id: vec![1; 16], span_id: vec![1; 8], ..Default::default() })
+            .map(|n| Span {
+                name: n.into(),
+                trace_id: vec![1; 16],
+                span_id: vec![1; 8],
+                ..Default::default()
+            })
             .to_vec();
         let batch = Traces::new(vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
             ..Default::default()
         }]);
         p.consume(batch).await.unwrap();
