@@ -39,18 +39,14 @@ async fn sdk_over_grpc_reaches_the_exporter() {
         "got {} spans",
         capture::count("grpc-sdk")
     );
-    let store = capture::store("grpc-sdk");
-    let store = store.lock().unwrap();
-    assert!(store.spans.iter().all(|(svc, _)| svc == "grpc-service"));
-    assert!(store.spans.iter().any(|(_, s)| s.name == "g-root"));
-    let child = store.spans.iter().find(|(_, s)| s.name == "g-3").unwrap();
+    let spans = capture::spans("grpc-sdk");
+    assert!(spans.iter().all(|(svc, _)| svc == "grpc-service"));
+    assert!(spans.iter().any(|(_, s)| s.name == "g-root"));
+    let child = spans.iter().find(|(_, s)| s.name == "g-3").unwrap();
     assert_eq!(child.1.attributes.len(), 4);
     assert_eq!(child.1.events.len(), 1);
-    assert_eq!(
-        store.encoded_batches, store.batches,
-        "the pass-through path never decodes"
-    );
-    drop(store);
+    let (batches, encoded) = capture::batches("grpc-sdk");
+    assert_eq!(encoded, batches, "the pass-through path never decodes");
     running.stop().await;
 }
 
@@ -94,9 +90,8 @@ async fn raw_otlp_json_post_following_the_spec_example() {
         .get("partialSuccess")
         .is_none_or(|p| p.get("rejectedSpans").is_none_or(|r| r == "0" || r == 0)));
     assert!(common::eventually(Duration::from_secs(5), || capture::count("json-raw") == 1).await);
-    let store = capture::store("json-raw");
-    let store = store.lock().unwrap();
-    let (service, span) = &store.spans[0];
+    let spans = capture::spans("json-raw");
+    let (service, span) = &spans[0];
     assert_eq!(service, "json.service");
     assert_eq!(hex(&span.trace_id), "0af7651916cd43dd8448eb211c80319c");
     assert_eq!(hex(&span.span_id), "b7ad6b7169203331");
@@ -107,7 +102,6 @@ async fn raw_otlp_json_post_following_the_spec_example() {
     assert_eq!(span.attributes.len(), 3);
     assert_eq!(span.events[0].name, "cache miss");
     assert_eq!(span.status.as_ref().unwrap().code, 2);
-    drop(store);
     running.stop().await;
 }
 

@@ -63,22 +63,13 @@ async fn python_sdk_over_grpc_and_http() {
         "got {}",
         capture::count("python")
     );
-    let store = capture::store("python");
-    let store = store.lock().unwrap();
-    assert_eq!(
-        store.spans.iter().filter(|(s, _)| s == "py-grpc").count(),
-        13
-    );
-    assert_eq!(
-        store.spans.iter().filter(|(s, _)| s == "py-http").count(),
-        8
-    );
-    let errors = store
-        .spans
+    let spans = capture::spans("python");
+    assert_eq!(spans.iter().filter(|(s, _)| s == "py-grpc").count(), 13);
+    assert_eq!(spans.iter().filter(|(s, _)| s == "py-http").count(), 8);
+    let errors = spans
         .iter()
         .filter(|(_, s)| s.status.as_ref().is_some_and(|st| st.code == 2))
         .count();
     assert_eq!(errors, 2 + 1);
-    drop(store);
     running.stop().await;
 }

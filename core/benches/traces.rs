@@ -17,7 +17,7 @@ fn attribute(i: usize) -> KeyValue {
         0 => Value::StringValue(format!("value-{i}")),
         1 => Value::IntValue(i as i64 * 1000),
         2 => Value::DoubleValue(i as f64 / 3.0),
-        _ => Value::BoolValue(i % 2 == 0),
+        _ => Value::BoolValue(i.is_multiple_of(2)),
     };
     KeyValue {
         key: format!("attribute.key.{i}"),

@@ -23,11 +23,14 @@ use tokio_util::sync::CancellationToken;
 /// A started component, remembered for shutdown.
 type Started = (Kind, ComponentId, Arc<dyn Lifecycle>);
 
+/// One pipeline's processors, in order, with its ID.
+type PipelineChain = (String, Vec<(ComponentId, Arc<dyn Processor>)>);
+
 /// A built service: every component constructed, nothing started.
 pub struct Service {
     receivers: Vec<(ComponentId, Arc<dyn Receiver>)>,
     /// Processors per pipeline, in pipeline order.
-    processors: Vec<(String, Vec<(ComponentId, Arc<dyn Processor>)>)>,
+    processors: Vec<PipelineChain>,
     exporters: BTreeMap<ComponentId, Arc<dyn Exporter>>,
     extensions: Vec<(ComponentId, Arc<dyn Extension>)>,
     host: Host,

@@ -49,6 +49,18 @@ pub fn count(name: &str) -> usize {
     store(name).lock().unwrap().spans.len()
 }
 
+/// A copy of the spans recorded under `name`, with their service names.
+pub fn spans(name: &str) -> Vec<(String, Span)> {
+    store(name).lock().unwrap().spans.clone()
+}
+
+/// Batches recorded under `name`: (all, still encoded when they arrived).
+pub fn batches(name: &str) -> (usize, usize) {
+    let store = store(name);
+    let store = store.lock().unwrap();
+    (store.batches, store.encoded_batches)
+}
+
 /// Span names recorded under `name`.
 pub fn names(name: &str) -> Vec<String> {
     store(name)

@@ -14,7 +14,7 @@ mod telemetry;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
-use opentelemetry::trace::{FutureExt, Span, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use rand::Rng;
@@ -118,7 +118,9 @@ async fn run_client(provider: &SdkTracerProvider, server: &str, requests: usize)
         let call_cx = cx.with_remote_span_context(call.span_context().clone());
         let mut request = http.post(format!("{server}/checkout")).build()?;
         propagation::inject(&call_cx, request.headers_mut());
-        let response = http.execute(request).with_context(call_cx.clone()).await;
+        let response =
+            opentelemetry::trace::FutureExt::with_context(http.execute(request), call_cx.clone())
+                .await;
         match response {
             Ok(r) => {
                 let status = r.status().as_u16();
