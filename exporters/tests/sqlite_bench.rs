@@ -4,7 +4,10 @@
 //! cargo test --release -p teletrace-exporters --test sqlite_bench -- --ignored --nocapture
 //! ```
 //! `SQLITE_BENCH_SPANS` (default 200,000 for ingest, 1,000,000 for queries) and
-//! `SQLITE_BENCH_BATCH` (default 1,000 spans per batch) change the sizes.
+//! `SQLITE_BENCH_BATCH` (default 1,000 spans per batch) change the sizes;
+//! `SQLITE_BENCH_DROP` (`;`-separated SQL, e.g. `DROP INDEX duration_index`) runs before
+//! the ingest measurement, to see what an index costs; `SQLITE_BENCH_KEEP=1` keeps the
+//! query benchmark's database for `sqlite_bench_reads_on_kept_database`.
 #![cfg(feature = "sqlite")]
 
 mod sqlite_common;
@@ -19,7 +22,10 @@ use teletrace_core::storage::{Operator, SearchRequest, Timeframe};
 use teletrace_core::{Consumer, Lifecycle, Traces};
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// xorshift: deterministic pseudo-random numbers without a dependency.
@@ -48,7 +54,10 @@ fn make_batch(rng: &mut Rng, first: u64, n: u64, start: u64) -> Traces {
             kv("service.name", s(&format!("service-{service}"))),
             kv("host.name", s(&format!("host-{}", rng.below(50)))),
             kv("service.version", s(&format!("1.{}.0", rng.below(3)))),
-            kv("deployment.environment", s(if rng.below(2) == 0 { "prod" } else { "staging" })),
+            kv(
+                "deployment.environment",
+                s(if rng.below(2) == 0 { "prod" } else { "staging" }),
+            ),
             kv("telemetry.sdk.language", s("rust")),
         ],
         ..Default::default()
@@ -58,20 +67,39 @@ fn make_batch(rng: &mut Rng, first: u64, n: u64, start: u64) -> Traces {
             let attributes: Vec<KeyValue> = vec![
                 kv("http.method", s(METHODS[rng.below(4) as usize])),
                 kv("http.status_code", i(STATUS[rng.below(6) as usize])),
-                kv("http.route", s(&format!("/api/v1/resource-{}", rng.below(20)))),
-                kv("net.peer.ip", s(&format!("10.0.{}.{}", rng.below(10), rng.below(10)))),
+                kv(
+                    "http.route",
+                    s(&format!("/api/v1/resource-{}", rng.below(20))),
+                ),
+                kv(
+                    "net.peer.ip",
+                    s(&format!("10.0.{}.{}", rng.below(10), rng.below(10))),
+                ),
                 kv("user.id", s(&format!("user-{}", rng.below(10_000)))),
                 kv("db.rows", i(rng.below(1000) as i64)),
                 kv("thread.id", i(rng.below(50) as i64)),
-                kv("component", s(["http", "grpc", "db", "cache", "queue"][rng.below(5) as usize])),
+                kv(
+                    "component",
+                    s(["http", "grpc", "db", "cache", "queue"][rng.below(5) as usize]),
+                ),
                 kv("request.size", d(rng.below(100_000) as f64 / 7.0)),
-                kv("http.url", s(&format!("https://example.com/api/v1/resource/{}", rng.below(1_000_000)))),
+                kv(
+                    "http.url",
+                    s(&format!(
+                        "https://example.com/api/v1/resource/{}",
+                        rng.below(1_000_000)
+                    )),
+                ),
             ];
             let trace = k / 10;
             Span {
                 trace_id: trace_id(trace),
                 span_id: span_id(k),
-                parent_span_id: if k % 10 == 0 { vec![] } else { span_id(trace * 10) },
+                parent_span_id: if k % 10 == 0 {
+                    vec![]
+                } else {
+                    span_id(trace * 10)
+                },
                 name: format!("op-{}", rng.below(30)),
                 kind: 2,
                 start_time_unix_nano: start + k * 1_000,
@@ -144,7 +172,8 @@ async fn sqlite_bench_ingest() {
 
 fn percentiles(mut samples: Vec<Duration>) -> String {
     samples.sort();
-    let at = |p: f64| samples[((samples.len() as f64 * p).ceil() as usize).clamp(1, samples.len()) - 1];
+    let at =
+        |p: f64| samples[((samples.len() as f64 * p).ceil() as usize).clamp(1, samples.len()) - 1];
     format!(
         "p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms",
         at(0.5).as_secs_f64() * 1e3,
@@ -171,8 +200,17 @@ async fn sqlite_bench_queries() {
     let mut rng = Rng(7);
     let big: Vec<Span> = (0..2000u64)
         .map(|k| {
-            let mut sp = span(u64::MAX / 2, 10_000_000_000 + k, "big", start + k, 1000, vec![]);
-            sp.attributes = (0..10).map(|a| kv(&format!("attr{a}"), i(rng.below(100) as i64))).collect();
+            let mut sp = span(
+                u64::MAX / 2,
+                10_000_000_000 + k,
+                "big",
+                start + k,
+                1000,
+                vec![],
+            );
+            sp.attributes = (0..10)
+                .map(|a| kv(&format!("attr{a}"), i(rng.below(100) as i64)))
+                .collect();
             sp
         })
         .collect();
@@ -215,35 +253,67 @@ async fn sqlite_bench_queries() {
         (
             "method=GET AND status=500 (broad x broad)",
             vec![
-                filter("span.attributes.http.method", Operator::Equals, json!("GET")),
-                filter("span.attributes.http.status_code", Operator::Equals, json!(500)),
+                filter(
+                    "span.attributes.http.method",
+                    Operator::Equals,
+                    json!("GET"),
+                ),
+                filter(
+                    "span.attributes.http.status_code",
+                    Operator::Equals,
+                    json!(500),
+                ),
             ],
         ),
         (
             "user.id=user-42 AND method=GET (selective x broad)",
             vec![
-                filter("span.attributes.user.id", Operator::Equals, json!("user-42")),
-                filter("span.attributes.http.method", Operator::Equals, json!("GET")),
+                filter(
+                    "span.attributes.user.id",
+                    Operator::Equals,
+                    json!("user-42"),
+                ),
+                filter(
+                    "span.attributes.http.method",
+                    Operator::Equals,
+                    json!("GET"),
+                ),
             ],
         ),
         (
             "route=resource-3 AND thread.id<5 (broad x range)",
             vec![
-                filter("span.attributes.http.route", Operator::Equals, json!("/api/v1/resource-3")),
+                filter(
+                    "span.attributes.http.route",
+                    Operator::Equals,
+                    json!("/api/v1/resource-3"),
+                ),
                 filter("span.attributes.thread.id", Operator::Lt, json!(5)),
             ],
         ),
         (
             "service.name=service-3 AND status=404 (resource x span)",
             vec![
-                filter("resource.attributes.service.name", Operator::Equals, json!("service-3")),
-                filter("span.attributes.http.status_code", Operator::Equals, json!(404)),
+                filter(
+                    "resource.attributes.service.name",
+                    Operator::Equals,
+                    json!("service-3"),
+                ),
+                filter(
+                    "span.attributes.http.status_code",
+                    Operator::Equals,
+                    json!(404),
+                ),
             ],
         ),
         (
             "user.id=user-42 AND db.rows>990 (rare combination)",
             vec![
-                filter("span.attributes.user.id", Operator::Equals, json!("user-42")),
+                filter(
+                    "span.attributes.user.id",
+                    Operator::Equals,
+                    json!("user-42"),
+                ),
                 filter("span.attributes.db.rows", Operator::Gt, json!(990)),
             ],
         ),
@@ -251,7 +321,11 @@ async fn sqlite_bench_queries() {
             "component=db AND http.url contains 12345 (broad x unindexable)",
             vec![
                 filter("span.attributes.component", Operator::Equals, json!("db")),
-                filter("span.attributes.http.url", Operator::Contains, json!("12345")),
+                filter(
+                    "span.attributes.http.url",
+                    Operator::Contains,
+                    json!("12345"),
+                ),
             ],
         ),
     ];
@@ -271,7 +345,10 @@ async fn sqlite_bench_queries() {
             samples.push(t.elapsed());
             found = page.spans.len();
         }
-        println!("search {label}: {} ({found} spans in page)", percentiles(samples));
+        println!(
+            "search {label}: {} ({found} spans in page)",
+            percentiles(samples)
+        );
     }
     // The last hour only (a tenth of the data), two filters.
     let recent = Timeframe {
@@ -283,8 +360,16 @@ async fn sqlite_bench_queries() {
         let req = SearchRequest {
             timeframe: recent,
             filters: vec![
-                filter("span.attributes.http.method", Operator::Equals, json!("POST")),
-                filter("span.attributes.http.status_code", Operator::Equals, json!(500)),
+                filter(
+                    "span.attributes.http.method",
+                    Operator::Equals,
+                    json!("POST"),
+                ),
+                filter(
+                    "span.attributes.http.status_code",
+                    Operator::Equals,
+                    json!(500),
+                ),
             ],
             sort: Vec::new(),
             next_token: None,
@@ -294,28 +379,45 @@ async fn sqlite_bench_queries() {
         reader.search(&req).await.unwrap();
         samples.push(t.elapsed());
     }
-    println!("search last tenth, method=POST AND status=500: {}", percentiles(samples));
+    println!(
+        "search last tenth, method=POST AND status=500: {}",
+        percentiles(samples)
+    );
 
     let t = Instant::now();
     let values = reader
         .tag_values("span.attributes.http.route", everything, &[])
         .await
         .unwrap();
-    println!("tag_values http.route over everything: {:.0} ms ({} values)", t.elapsed().as_secs_f64() * 1e3, values.len());
+    println!(
+        "tag_values http.route over everything: {:.0} ms ({} values)",
+        t.elapsed().as_secs_f64() * 1e3,
+        values.len()
+    );
     let t = Instant::now();
     reader
         .tag_statistics(
             "externalFields.durationNano",
             recent,
             &[],
-            &[teletrace_core::storage::Statistic::P50, teletrace_core::storage::Statistic::P99],
+            &[
+                teletrace_core::storage::Statistic::P50,
+                teletrace_core::storage::Statistic::P99,
+            ],
         )
         .await
         .unwrap();
-    println!("tag_statistics duration p50/p99 over the last tenth: {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "tag_statistics duration p50/p99 over the last tenth: {:.0} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
     let t = Instant::now();
     let tags = reader.tags().await.unwrap();
-    println!("tags: {:.2} ms ({} tags)", t.elapsed().as_secs_f64() * 1e3, tags.len());
+    println!(
+        "tags: {:.2} ms ({} tags)",
+        t.elapsed().as_secs_f64() * 1e3,
+        tags.len()
+    );
     store.exporter.shutdown().await.unwrap();
 }
 
@@ -340,9 +442,20 @@ async fn sqlite_bench_reads_on_kept_database() {
     let t = Instant::now();
     let values = store
         .reader
-        .tag_values("span.attributes.http.route", Timeframe { start_ns: 0, end_ns: u64::MAX }, &[])
+        .tag_values(
+            "span.attributes.http.route",
+            Timeframe {
+                start_ns: 0,
+                end_ns: u64::MAX,
+            },
+            &[],
+        )
         .await
         .unwrap();
-    println!("tag_values http.route over everything: {:.0} ms ({} values)", t.elapsed().as_secs_f64() * 1e3, values.len());
+    println!(
+        "tag_values http.route over everything: {:.0} ms ({} values)",
+        t.elapsed().as_secs_f64() * 1e3,
+        values.len()
+    );
     store.exporter.shutdown().await.unwrap();
 }

@@ -13,7 +13,16 @@ use teletrace_core::storage::{
 };
 use teletrace_core::{Consumer, Lifecycle};
 
-const STRINGS: [&str; 8] = ["alpha", "beta", "gamma", "alpha-beta", "delta", "epsilon", "zeta", "eta"];
+const STRINGS: [&str; 8] = [
+    "alpha",
+    "beta",
+    "gamma",
+    "alpha-beta",
+    "delta",
+    "epsilon",
+    "zeta",
+    "eta",
+];
 
 /// Spans n0..n10: n0..n7 carry s (string), i (int), d (double), bo (bool); n8 carries s as
 /// an Int; n9 has no attributes; n10 only a different key holding "alpha".
@@ -48,7 +57,13 @@ fn expect(ks: &[u64]) -> Vec<String> {
     names
 }
 
-async fn check(reader: &dyn TraceReader, key: &str, op: Operator, value: serde_json::Value, ks: &[u64]) {
+async fn check(
+    reader: &dyn TraceReader,
+    key: &str,
+    op: Operator,
+    value: serde_json::Value,
+    ks: &[u64],
+) {
     let got = names(reader, vec![filter(key, op, value.clone())]).await;
     assert_eq!(got, expect(ks), "{key} {op:?} {value}");
 }
@@ -62,12 +77,40 @@ async fn sqlite_every_operator_on_strings() {
     check(r, key, Operator::Equals, json!("gamma"), &[2]).await;
     check(r, key, Operator::Equals, json!("alpha"), &[0]).await;
     check(r, key, Operator::Equals, json!("5"), &[]).await;
-    check(r, key, Operator::NotEquals, json!("gamma"), &[0, 1, 3, 4, 5, 6, 7, 8]).await;
+    check(
+        r,
+        key,
+        Operator::NotEquals,
+        json!("gamma"),
+        &[0, 1, 3, 4, 5, 6, 7, 8],
+    )
+    .await;
     check(r, key, Operator::In, json!(["alpha", "zeta"]), &[0, 6]).await;
-    check(r, key, Operator::NotIn, json!(["alpha", "zeta"]), &[1, 2, 3, 4, 5, 7, 8]).await;
+    check(
+        r,
+        key,
+        Operator::NotIn,
+        json!(["alpha", "zeta"]),
+        &[1, 2, 3, 4, 5, 7, 8],
+    )
+    .await;
     check(r, key, Operator::Contains, json!("alpha"), &[0, 3]).await;
-    check(r, key, Operator::NotContains, json!("alpha"), &[1, 2, 4, 5, 6, 7, 8]).await;
-    check(r, key, Operator::Exists, json!(null), &[0, 1, 2, 3, 4, 5, 6, 7, 8]).await;
+    check(
+        r,
+        key,
+        Operator::NotContains,
+        json!("alpha"),
+        &[1, 2, 4, 5, 6, 7, 8],
+    )
+    .await;
+    check(
+        r,
+        key,
+        Operator::Exists,
+        json!(null),
+        &[0, 1, 2, 3, 4, 5, 6, 7, 8],
+    )
+    .await;
     check(r, key, Operator::NotExists, json!(null), &[9, 10]).await;
     check(r, key, Operator::Gt, json!("delta"), &[2, 5, 6, 7]).await;
     check(r, key, Operator::Gte, json!("delta"), &[2, 4, 5, 6, 7]).await;
@@ -84,12 +127,33 @@ async fn sqlite_every_operator_on_integers() {
     let key = "span.attributes.i";
     check(r, key, Operator::Equals, json!(30), &[3]).await;
     check(r, key, Operator::Equals, json!(30.0), &[3]).await;
-    check(r, key, Operator::NotEquals, json!(30), &[0, 1, 2, 4, 5, 6, 7]).await;
+    check(
+        r,
+        key,
+        Operator::NotEquals,
+        json!(30),
+        &[0, 1, 2, 4, 5, 6, 7],
+    )
+    .await;
     check(r, key, Operator::In, json!([10, 50]), &[1, 5]).await;
-    check(r, key, Operator::NotIn, json!([10, 50]), &[0, 2, 3, 4, 6, 7]).await;
+    check(
+        r,
+        key,
+        Operator::NotIn,
+        json!([10, 50]),
+        &[0, 2, 3, 4, 6, 7],
+    )
+    .await;
     check(r, key, Operator::Contains, json!("1"), &[1]).await;
     check(r, key, Operator::NotContains, json!("0"), &[]).await;
-    check(r, key, Operator::Exists, json!(null), &[0, 1, 2, 3, 4, 5, 6, 7]).await;
+    check(
+        r,
+        key,
+        Operator::Exists,
+        json!(null),
+        &[0, 1, 2, 3, 4, 5, 6, 7],
+    )
+    .await;
     check(r, key, Operator::NotExists, json!(null), &[8, 9, 10]).await;
     check(r, key, Operator::Gt, json!(40), &[5, 6, 7]).await;
     check(r, key, Operator::Gte, json!(40), &[4, 5, 6, 7]).await;
@@ -108,12 +172,33 @@ async fn sqlite_every_operator_on_floats() {
     let r = store.reader.as_ref();
     let key = "span.attributes.d";
     check(r, key, Operator::Equals, json!(2.25), &[2]).await;
-    check(r, key, Operator::NotEquals, json!(2.25), &[0, 1, 3, 4, 5, 6, 7]).await;
+    check(
+        r,
+        key,
+        Operator::NotEquals,
+        json!(2.25),
+        &[0, 1, 3, 4, 5, 6, 7],
+    )
+    .await;
     check(r, key, Operator::In, json!([0.25, 7.25]), &[0, 7]).await;
-    check(r, key, Operator::NotIn, json!([0.25, 7.25]), &[1, 2, 3, 4, 5, 6]).await;
+    check(
+        r,
+        key,
+        Operator::NotIn,
+        json!([0.25, 7.25]),
+        &[1, 2, 3, 4, 5, 6],
+    )
+    .await;
     check(r, key, Operator::Contains, json!("3.25"), &[3]).await;
     check(r, key, Operator::NotContains, json!(".25"), &[]).await;
-    check(r, key, Operator::Exists, json!(null), &[0, 1, 2, 3, 4, 5, 6, 7]).await;
+    check(
+        r,
+        key,
+        Operator::Exists,
+        json!(null),
+        &[0, 1, 2, 3, 4, 5, 6, 7],
+    )
+    .await;
     check(r, key, Operator::NotExists, json!(null), &[8, 9, 10]).await;
     check(r, key, Operator::Gt, json!(5), &[5, 6, 7]).await;
     check(r, key, Operator::Gte, json!(5.25), &[5, 6, 7]).await;
@@ -133,7 +218,14 @@ async fn sqlite_every_operator_on_booleans() {
     check(r, key, Operator::NotEquals, json!(true), &[1, 3, 5, 7]).await;
     check(r, key, Operator::In, json!([false]), &[1, 3, 5, 7]).await;
     check(r, key, Operator::NotIn, json!([false]), &[0, 2, 4, 6]).await;
-    check(r, key, Operator::Exists, json!(null), &[0, 1, 2, 3, 4, 5, 6, 7]).await;
+    check(
+        r,
+        key,
+        Operator::Exists,
+        json!(null),
+        &[0, 1, 2, 3, 4, 5, 6, 7],
+    )
+    .await;
     check(r, key, Operator::NotExists, json!(null), &[8, 9, 10]).await;
     // An integer 1 is not true.
     check(r, "span.attributes.i", Operator::Equals, json!(true), &[]).await;
@@ -177,35 +269,178 @@ async fn sqlite_span_fields_resource_scope_and_event_filters() {
         .unwrap();
     let r = store.reader.as_ref();
     let one = |k: &str, op, v| filter(k, op, v);
-    assert_eq!(names(r, vec![one("resource.attributes.service.name", Operator::Equals, json!("backend"))]).await, ["POST /b"]);
-    assert_eq!(names(r, vec![one("resource.attributes.service.name", Operator::NotEquals, json!("backend"))]).await, ["GET /a"]);
-    assert_eq!(names(r, vec![one("span.name", Operator::Contains, json!("/b"))]).await, ["POST /b"]);
-    assert_eq!(names(r, vec![one("span.kind", Operator::Equals, json!("SPAN_KIND_CLIENT"))]).await, ["POST /b"]);
-    assert_eq!(names(r, vec![one("span.kind", Operator::Equals, json!("Server"))]).await, ["GET /a"]);
-    assert_eq!(names(r, vec![one("span.status.code", Operator::Equals, json!(2))]).await, ["GET /a"]);
-    assert_eq!(names(r, vec![one("span.status.message", Operator::Equals, json!("bad"))]).await, ["GET /a"]);
-    assert_eq!(names(r, vec![one("externalFields.durationNano", Operator::Gt, json!(1000))]).await, ["GET /a"]);
-    assert_eq!(names(r, vec![one("span.parentSpanId", Operator::Exists, json!(null))]).await, ["POST /b"]);
-    assert_eq!(names(r, vec![one("span.parentSpanId", Operator::NotExists, json!(null))]).await, ["GET /a"]);
-    assert_eq!(names(r, vec![one("span.traceId", Operator::Equals, json!("ABABABABABABABAB0000000000000002"))]).await, ["POST /b"]);
-    assert_eq!(names(r, vec![one("span.spanId", Operator::In, json!(["0000000000000002"]))]).await, ["GET /a"]);
-    assert_eq!(names(r, vec![one("scope.name", Operator::Equals, json!("test-scope"))]).await.len(), 2);
-    assert_eq!(names(r, vec![one("span.events.name", Operator::Equals, json!("exception"))]).await, ["GET /a"]);
-    assert_eq!(names(r, vec![one("span.events.attributes.exception.type", Operator::Equals, json!("IOError"))]).await, ["GET /a"]);
-    assert_eq!(names(r, vec![one("span.events.name", Operator::NotExists, json!(null))]).await, ["POST /b"]);
+    assert_eq!(
+        names(
+            r,
+            vec![one(
+                "resource.attributes.service.name",
+                Operator::Equals,
+                json!("backend")
+            )]
+        )
+        .await,
+        ["POST /b"]
+    );
+    assert_eq!(
+        names(
+            r,
+            vec![one(
+                "resource.attributes.service.name",
+                Operator::NotEquals,
+                json!("backend")
+            )]
+        )
+        .await,
+        ["GET /a"]
+    );
+    assert_eq!(
+        names(r, vec![one("span.name", Operator::Contains, json!("/b"))]).await,
+        ["POST /b"]
+    );
+    assert_eq!(
+        names(
+            r,
+            vec![one(
+                "span.kind",
+                Operator::Equals,
+                json!("SPAN_KIND_CLIENT")
+            )]
+        )
+        .await,
+        ["POST /b"]
+    );
+    assert_eq!(
+        names(r, vec![one("span.kind", Operator::Equals, json!("Server"))]).await,
+        ["GET /a"]
+    );
+    assert_eq!(
+        names(r, vec![one("span.status.code", Operator::Equals, json!(2))]).await,
+        ["GET /a"]
+    );
+    assert_eq!(
+        names(
+            r,
+            vec![one("span.status.message", Operator::Equals, json!("bad"))]
+        )
+        .await,
+        ["GET /a"]
+    );
+    assert_eq!(
+        names(
+            r,
+            vec![one(
+                "externalFields.durationNano",
+                Operator::Gt,
+                json!(1000)
+            )]
+        )
+        .await,
+        ["GET /a"]
+    );
+    assert_eq!(
+        names(
+            r,
+            vec![one("span.parentSpanId", Operator::Exists, json!(null))]
+        )
+        .await,
+        ["POST /b"]
+    );
+    assert_eq!(
+        names(
+            r,
+            vec![one("span.parentSpanId", Operator::NotExists, json!(null))]
+        )
+        .await,
+        ["GET /a"]
+    );
+    assert_eq!(
+        names(
+            r,
+            vec![one(
+                "span.traceId",
+                Operator::Equals,
+                json!("ABABABABABABABAB0000000000000002")
+            )]
+        )
+        .await,
+        ["POST /b"]
+    );
+    assert_eq!(
+        names(
+            r,
+            vec![one(
+                "span.spanId",
+                Operator::In,
+                json!(["0000000000000002"])
+            )]
+        )
+        .await,
+        ["GET /a"]
+    );
+    assert_eq!(
+        names(
+            r,
+            vec![one("scope.name", Operator::Equals, json!("test-scope"))]
+        )
+        .await
+        .len(),
+        2
+    );
+    assert_eq!(
+        names(
+            r,
+            vec![one(
+                "span.events.name",
+                Operator::Equals,
+                json!("exception")
+            )]
+        )
+        .await,
+        ["GET /a"]
+    );
+    assert_eq!(
+        names(
+            r,
+            vec![one(
+                "span.events.attributes.exception.type",
+                Operator::Equals,
+                json!("IOError")
+            )]
+        )
+        .await,
+        ["GET /a"]
+    );
+    assert_eq!(
+        names(
+            r,
+            vec![one("span.events.name", Operator::NotExists, json!(null))]
+        )
+        .await,
+        ["POST /b"]
+    );
     // Two filters together.
     assert_eq!(
         names(
             r,
             vec![
-                one("resource.attributes.service.name", Operator::In, json!(["frontend", "backend"])),
+                one(
+                    "resource.attributes.service.name",
+                    Operator::In,
+                    json!(["frontend", "backend"])
+                ),
                 one("span.kind", Operator::Equals, json!(3)),
             ]
         )
         .await,
         ["POST /b"]
     );
-    let unknown = store.reader.search(&request(vec![one("nope", Operator::Exists, json!(null))], 10)).await;
+    let unknown = store
+        .reader
+        .search(&request(
+            vec![one("nope", Operator::Exists, json!(null))],
+            10,
+        ))
+        .await;
     assert!(matches!(unknown, Err(StorageError::BadRequest(_))));
     store.exporter.shutdown().await.unwrap();
 }
@@ -218,35 +453,93 @@ async fn sqlite_injection_attempts_match_literally_and_tables_survive() {
     let spans = evil
         .iter()
         .enumerate()
-        .map(|(k, v)| span(1, k as u64, &format!("n{k}"), 10, 1, vec![kv("q", s(v)), kv("we'ird", s(v))]))
+        .map(|(k, v)| {
+            span(
+                1,
+                k as u64,
+                &format!("n{k}"),
+                10,
+                1,
+                vec![kv("q", s(v)), kv("we'ird", s(v))],
+            )
+        })
         .collect();
     store.exporter.consume(batch(vec![], spans)).await.unwrap();
     let r = store.reader.as_ref();
     let q = |op, v| vec![filter("span.attributes.q", op, v)];
-    assert_eq!(names(r, q(Operator::Equals, json!("x' OR '1'='1"))).await, ["n0"]);
-    assert_eq!(names(r, q(Operator::Equals, json!("\"; DROP TABLE spans; --"))).await, ["n1"]);
-    assert_eq!(names(r, q(Operator::Equals, json!("' OR '1'='1"))).await, Vec::<String>::new());
-    assert_eq!(names(r, q(Operator::Contains, json!("' OR '"))).await, ["n0"]);
-    assert_eq!(names(r, q(Operator::Contains, json!("%"))).await, ["n2"]);
-    assert_eq!(names(r, q(Operator::Contains, json!("_"))).await, Vec::<String>::new());
-    assert_eq!(names(r, q(Operator::In, json!(["x') OR 1=1 --", "x"]))).await, ["n3"]);
-    // '"' sorts before '\'', so the DROP value is not greater.
-    assert_eq!(names(r, q(Operator::Gt, json!("' OR 1=1 --"))).await, ["n0", "n2", "n3"]);
     assert_eq!(
-        names(r, vec![filter("span.attributes.we'ird", Operator::Equals, json!("x"))]).await,
-        ["n3"]
+        names(r, q(Operator::Equals, json!("x' OR '1'='1"))).await,
+        ["n0"]
     );
     assert_eq!(
-        names(r, vec![filter("span.attributes.q' OR '1'='1", Operator::Exists, json!(null))]).await,
+        names(r, q(Operator::Equals, json!("\"; DROP TABLE spans; --"))).await,
+        ["n1"]
+    );
+    assert_eq!(
+        names(r, q(Operator::Equals, json!("' OR '1'='1"))).await,
         Vec::<String>::new()
     );
     assert_eq!(
-        names(r, vec![filter("span.name", Operator::Equals, json!("n0' OR '1'='1"))]).await,
+        names(r, q(Operator::Contains, json!("' OR '"))).await,
+        ["n0"]
+    );
+    assert_eq!(names(r, q(Operator::Contains, json!("%"))).await, ["n2"]);
+    assert_eq!(
+        names(r, q(Operator::Contains, json!("_"))).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        names(r, q(Operator::In, json!(["x') OR 1=1 --", "x"]))).await,
+        ["n3"]
+    );
+    // '"' sorts before '\'', so the DROP value is not greater.
+    assert_eq!(
+        names(r, q(Operator::Gt, json!("' OR 1=1 --"))).await,
+        ["n0", "n2", "n3"]
+    );
+    assert_eq!(
+        names(
+            r,
+            vec![filter(
+                "span.attributes.we'ird",
+                Operator::Equals,
+                json!("x")
+            )]
+        )
+        .await,
+        ["n3"]
+    );
+    assert_eq!(
+        names(
+            r,
+            vec![filter(
+                "span.attributes.q' OR '1'='1",
+                Operator::Exists,
+                json!(null)
+            )]
+        )
+        .await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        names(
+            r,
+            vec![filter(
+                "span.name",
+                Operator::Equals,
+                json!("n0' OR '1'='1")
+            )]
+        )
+        .await,
         Vec::<String>::new()
     );
     let values = store
         .reader
-        .tag_values("span.attributes.q'); DROP TABLE spans; --", everything(), &[])
+        .tag_values(
+            "span.attributes.q'); DROP TABLE spans; --",
+            everything(),
+            &[],
+        )
         .await
         .unwrap();
     assert!(values.is_empty());
@@ -263,11 +556,13 @@ async fn all_pages(reader: &dyn TraceReader, mut req: SearchRequest) -> Vec<(u64
         let page = reader.search(&req).await.unwrap();
         pages += 1;
         assert!(page.spans.len() <= req.limit);
-        out.extend(
-            page.spans
-                .iter()
-                .map(|s| (s.span.start_time_unix_nano, s.duration_ns, s.span.span_id.clone())),
-        );
+        out.extend(page.spans.iter().map(|s| {
+            (
+                s.span.start_time_unix_nano,
+                s.duration_ns,
+                s.span.span_id.clone(),
+            )
+        }));
         match page.next_token {
             Some(token) => req.next_token = Some(token),
             None => break,
@@ -286,7 +581,14 @@ async fn sqlite_paging_returns_every_match_once_with_ties() {
         let spans = (chunk * 1000..(chunk + 1) * 1000)
             .map(|k| {
                 let group = if k % 5 == 0 { "skip" } else { "keep" };
-                span(k % 13, k, &format!("n{k}"), 1_000_000 + k / 100, k % 7, vec![kv("grp", s(group))])
+                span(
+                    k % 13,
+                    k,
+                    &format!("n{k}"),
+                    1_000_000 + k / 100,
+                    k % 7,
+                    vec![kv("grp", s(group))],
+                )
             })
             .collect();
         store.exporter.consume(batch(vec![], spans)).await.unwrap();
@@ -299,9 +601,32 @@ async fn sqlite_paging_returns_every_match_once_with_ties() {
     ];
     // A selective filter (4,800 matches), a broad one (6,000), a small timeframe (700).
     let cases: Vec<(Vec<_>, Timeframe, usize)> = vec![
-        (vec![filter("span.attributes.grp", Operator::Equals, json!("keep"))], everything(), 4800),
-        (vec![filter("span.attributes.grp", Operator::In, json!(["keep", "skip"]))], everything(), 6000),
-        (vec![], Timeframe { start_ns: 1_000_010, end_ns: 1_000_016 }, 700),
+        (
+            vec![filter(
+                "span.attributes.grp",
+                Operator::Equals,
+                json!("keep"),
+            )],
+            everything(),
+            4800,
+        ),
+        (
+            vec![filter(
+                "span.attributes.grp",
+                Operator::In,
+                json!(["keep", "skip"]),
+            )],
+            everything(),
+            6000,
+        ),
+        (
+            vec![],
+            Timeframe {
+                start_ns: 1_000_010,
+                end_ns: 1_000_016,
+            },
+            700,
+        ),
     ];
     for (filters, timeframe, expected) in cases {
         for (field, ascending) in sorts {
@@ -315,10 +640,23 @@ async fn sqlite_paging_returns_every_match_once_with_ties() {
             let got = all_pages(store.reader.as_ref(), req).await;
             assert_eq!(got.len(), expected, "{field:?} asc={ascending} {filters:?}");
             let unique: HashSet<&Vec<u8>> = got.iter().map(|(_, _, id)| id).collect();
-            assert_eq!(unique.len(), expected, "duplicates with {field:?} asc={ascending}");
+            assert_eq!(
+                unique.len(),
+                expected,
+                "duplicates with {field:?} asc={ascending}"
+            );
             let keys: Vec<(u64, Vec<u8>)> = got
                 .iter()
-                .map(|(start, dur, id)| (if field == SortField::StartTime { *start } else { *dur }, id.clone()))
+                .map(|(start, dur, id)| {
+                    (
+                        if field == SortField::StartTime {
+                            *start
+                        } else {
+                            *dur
+                        },
+                        id.clone(),
+                    )
+                })
                 .collect();
             let mut sorted = keys.clone();
             sorted.sort();
@@ -331,25 +669,43 @@ async fn sqlite_paging_returns_every_match_once_with_ties() {
     // Tokens are checked.
     let mut req = request(vec![], 10);
     req.next_token = Some("definitely-not-a-token".into());
-    assert!(matches!(store.reader.search(&req).await, Err(StorageError::BadRequest(_))));
+    assert!(matches!(
+        store.reader.search(&req).await,
+        Err(StorageError::BadRequest(_))
+    ));
     let first = store.reader.search(&request(vec![], 10)).await.unwrap();
     req.next_token = first.next_token;
     req.sort = vec![Sort {
         field: SortField::Duration,
         ascending: true,
     }];
-    assert!(matches!(store.reader.search(&req).await, Err(StorageError::BadRequest(_))));
+    assert!(matches!(
+        store.reader.search(&req).await,
+        Err(StorageError::BadRequest(_))
+    ));
     store.exporter.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_trace_of_2000_spans_comes_back_whole_and_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), |_| {}).await;
+    let mut store = Store::open(dir.path(), |_| {}).await;
     for part in 0..4u64 {
+        if part == 2 {
+            // A restart starts a new ingestion segment: the trace spans two.
+            store.exporter.shutdown().await.unwrap();
+            store = Store::open(dir.path(), |_| {}).await;
+        }
         let spans = (part * 500..(part + 1) * 500)
             .map(|k| {
-                let mut sp = span(42, k, &format!("op{k}"), 5_000_000 - k * 10, 7, vec![kv("k", i(k as i64)), kv("svc", s("x"))]);
+                let mut sp = span(
+                    42,
+                    k,
+                    &format!("op{k}"),
+                    5_000_000 - k * 10,
+                    7,
+                    vec![kv("k", i(k as i64)), kv("svc", s("x"))],
+                );
                 if k % 100 == 0 {
                     sp.events = vec![Event {
                         name: "e".into(),
@@ -382,14 +738,58 @@ async fn sqlite_a_trace_of_2000_spans_comes_back_whole_and_in_order() {
         .windows(2)
         .all(|w| w[0].span.start_time_unix_nano <= w[1].span.start_time_unix_nano));
     assert!(spans.iter().all(|s| s.span.attributes.len() == 2));
-    assert!(spans.iter().all(|st| st.resource.attributes == vec![kv("service.name", s("big"))]));
-    assert_eq!(spans.iter().filter(|s| s.span.events.len() == 1).count(), 20);
-    assert!(store
+    assert!(spans
+        .iter()
+        .all(|st| st.resource.attributes == vec![kv("service.name", s("big"))]));
+    assert_eq!(
+        spans.iter().filter(|s| s.span.events.len() == 1).count(),
+        20
+    );
+    assert!(store.reader.get_trace(&[9; 16]).await.unwrap().is_empty());
+    assert_eq!(store.count("SELECT count(*) FROM segments").await, 2);
+    // Filters and tag values see every segment.
+    let found = names(
+        store.reader.as_ref(),
+        vec![
+            filter("span.attributes.k", Operator::Lt, json!(10)),
+            filter("span.attributes.svc", Operator::Equals, json!("x")),
+        ],
+    )
+    .await;
+    assert_eq!(found.len(), 10);
+    let found = names(
+        store.reader.as_ref(),
+        vec![filter("span.attributes.k", Operator::In, json!([1, 1999]))],
+    )
+    .await;
+    assert_eq!(found, ["op1", "op1999"]);
+    let svc = store
         .reader
-        .get_trace(&[9; 16])
+        .tag_values("span.attributes.svc", everything(), &[])
         .await
-        .unwrap()
-        .is_empty());
+        .unwrap();
+    assert_eq!(svc[0].count, 2000);
+    // A timeframe cutting through both segments (spans 500..=1499).
+    let cut = Timeframe {
+        start_ns: 5_000_000 - 1_499 * 10,
+        end_ns: 5_000_000 - 500 * 10,
+    };
+    let svc = store
+        .reader
+        .tag_values("span.attributes.svc", cut, &[])
+        .await
+        .unwrap();
+    assert_eq!(svc[0].count, 1000);
+    let svc = store
+        .reader
+        .tag_values(
+            "span.attributes.svc",
+            cut,
+            &[filter("span.attributes.k", Operator::Gte, json!(1000))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(svc[0].count, 500);
     store.exporter.shutdown().await.unwrap();
 }
 
@@ -399,8 +799,21 @@ async fn sqlite_tags_values_and_statistics() {
     let store = Store::open(dir.path(), |_| {}).await;
     let spans: Vec<_> = (1..=100u64)
         .map(|k| {
-            let route = if k <= 60 { "/a" } else if k <= 90 { "/b" } else { "/c" };
-            let mut sp = span(k, k, "op", 1_000 + k, k, vec![kv("http.route", s(route)), kv("size", d(k as f64))]);
+            let route = if k <= 60 {
+                "/a"
+            } else if k <= 90 {
+                "/b"
+            } else {
+                "/c"
+            };
+            let mut sp = span(
+                k,
+                k,
+                "op",
+                1_000 + k,
+                k,
+                vec![kv("http.route", s(route)), kv("size", d(k as f64))],
+            );
             if k == 1 {
                 sp.events = vec![Event {
                     name: "ev".into(),
@@ -436,20 +849,35 @@ async fn sqlite_tags_values_and_statistics() {
         .tag_values("span.attributes.http.route", everything(), &[])
         .await
         .unwrap();
-    let pairs: Vec<(serde_json::Value, u64)> = values.iter().map(|v| (v.value.clone(), v.count)).collect();
-    assert_eq!(pairs, vec![(json!("/a"), 60), (json!("/b"), 30), (json!("/c"), 10)]);
+    let pairs: Vec<(serde_json::Value, u64)> =
+        values.iter().map(|v| (v.value.clone(), v.count)).collect();
+    assert_eq!(
+        pairs,
+        vec![(json!("/a"), 60), (json!("/b"), 30), (json!("/c"), 10)]
+    );
     let filtered = store
         .reader
         .tag_values(
             "span.attributes.http.route",
             everything(),
-            &[filter("externalFields.durationNano", Operator::Gt, json!(85))],
+            &[filter(
+                "externalFields.durationNano",
+                Operator::Gt,
+                json!(85),
+            )],
         )
         .await
         .unwrap();
-    let pairs: Vec<(serde_json::Value, u64)> = filtered.iter().map(|v| (v.value.clone(), v.count)).collect();
+    let pairs: Vec<(serde_json::Value, u64)> = filtered
+        .iter()
+        .map(|v| (v.value.clone(), v.count))
+        .collect();
     assert_eq!(pairs, vec![(json!("/c"), 10), (json!("/b"), 5)]);
-    let kinds = store.reader.tag_values("span.kind", everything(), &[]).await.unwrap();
+    let kinds = store
+        .reader
+        .tag_values("span.kind", everything(), &[])
+        .await
+        .unwrap();
     assert_eq!(kinds[0].value, json!("Server"));
     assert_eq!(kinds[0].count, 100);
     let bools = store
@@ -492,7 +920,11 @@ async fn sqlite_tags_values_and_statistics() {
         .tag_statistics(
             "span.attributes.size",
             everything(),
-            &[filter("span.attributes.http.route", Operator::Equals, json!("/c"))],
+            &[filter(
+                "span.attributes.http.route",
+                Operator::Equals,
+                json!("/c"),
+            )],
             &[Statistic::Min, Statistic::Max, Statistic::P50],
         )
         .await
@@ -504,7 +936,10 @@ async fn sqlite_tags_values_and_statistics() {
         .reader
         .tag_statistics(
             "externalFields.durationNano",
-            Timeframe { start_ns: 0, end_ns: 10 },
+            Timeframe {
+                start_ns: 0,
+                end_ns: 10,
+            },
             &[],
             &all,
         )

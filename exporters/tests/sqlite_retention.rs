@@ -12,7 +12,14 @@ use teletrace_core::{Consumer, Lifecycle};
 const HOUR: u64 = 3_600_000_000_000;
 
 fn decorated(trace: u64, id: u64, name: &str, start: u64) -> Span {
-    let mut sp = span(trace, id, name, start, 1_000, vec![kv("a", s(name)), kv("b", i(1))]);
+    let mut sp = span(
+        trace,
+        id,
+        name,
+        start,
+        1_000,
+        vec![kv("a", s(name)), kv("b", i(1))],
+    );
     sp.events = vec![Event {
         name: format!("{name}-event"),
         time_unix_nano: start,
@@ -50,8 +57,12 @@ async fn sqlite_retention_deletes_old_spans_with_their_rows_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), |c| c.retention = Duration::from_secs(3600)).await;
     let now = now_ns();
-    let old: Vec<Span> = (0..3).map(|k| decorated(1, k, &format!("old{k}"), now - 2 * HOUR - k)).collect();
-    let fresh: Vec<Span> = (10..12).map(|k| decorated(2, k, &format!("new{k}"), now - k)).collect();
+    let old: Vec<Span> = (0..3)
+        .map(|k| decorated(1, k, &format!("old{k}"), now - 2 * HOUR - k))
+        .collect();
+    let fresh: Vec<Span> = (10..12)
+        .map(|k| decorated(2, k, &format!("new{k}"), now - k))
+        .collect();
     store
         .exporter
         .consume(batch(vec![kv("service.name", s("gone"))], old))
@@ -96,7 +107,10 @@ async fn sqlite_the_background_task_applies_retention_and_zero_keeps_everything(
         .exporter
         .consume(batch(
             vec![],
-            vec![decorated(1, 1, "old", now - 3 * HOUR), decorated(1, 2, "new", now)],
+            vec![
+                decorated(1, 1, "old", now - 3 * HOUR),
+                decorated(1, 2, "new", now),
+            ],
         ))
         .await
         .unwrap();

@@ -156,8 +156,20 @@ async fn sqlite_schema_has_the_teletrace_tables_columns_and_indexes() {
                 "resource_set_id",
             ],
         ),
-        ("scopes", &["id", "name", "version", "dropped_attributes_count"]),
-        ("events", &["id", "span_id", "time_unix_nano", "name", "dropped_attributes_count"]),
+        (
+            "scopes",
+            &["id", "name", "version", "dropped_attributes_count"],
+        ),
+        (
+            "events",
+            &[
+                "id",
+                "span_id",
+                "time_unix_nano",
+                "name",
+                "dropped_attributes_count",
+            ],
+        ),
         (
             "links",
             &[
@@ -169,12 +181,21 @@ async fn sqlite_schema_has_the_teletrace_tables_columns_and_indexes() {
                 "linked_span_id",
             ],
         ),
-        ("span_attributes", &["span_id", "key", "value", "type", "bucket"]),
+        (
+            "span_attributes",
+            &["span_id", "key", "value", "type", "bucket"],
+        ),
         ("scope_attributes", &["scope_id", "key", "value", "type"]),
-        ("resource_attributes", &["resource_id", "key", "value", "type"]),
+        (
+            "resource_attributes",
+            &["resource_id", "key", "value", "type"],
+        ),
         ("event_attributes", &["event_id", "key", "value", "type"]),
         ("link_attributes", &["link_id", "key", "value", "type"]),
-        ("span_resource_attributes", &["id", "span_id", "resource_attribute_id"]),
+        (
+            "span_resource_attributes",
+            &["id", "span_id", "resource_attribute_id"],
+        ),
     ];
     for (table, columns) in expected {
         let rows = sqlx::query(&format!("PRAGMA table_info({table})"))
@@ -184,10 +205,11 @@ async fn sqlite_schema_has_the_teletrace_tables_columns_and_indexes() {
         let names: Vec<String> = rows.iter().map(|r| r.get::<String, _>("name")).collect();
         assert_eq!(&names, columns, "columns of {table}");
     }
-    let indexes: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'index'")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
+    let indexes: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'index'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
     for index in [
         "start_time_index",
         "end_time_index",
@@ -198,7 +220,10 @@ async fn sqlite_schema_has_the_teletrace_tables_columns_and_indexes() {
         "resource_attributes_key_value_index",
         "event_attributes_key_value_index",
     ] {
-        assert!(indexes.iter().any(|i| i == index), "missing index {index}: {indexes:?}");
+        assert!(
+            indexes.iter().any(|i| i == index),
+            "missing index {index}: {indexes:?}"
+        );
     }
     conn.close().await.unwrap();
     store.exporter.shutdown().await.unwrap();
@@ -249,20 +274,23 @@ async fn sqlite_a_batch_round_trips_with_every_type_events_links_resource_and_sc
 
     // The stored values are what existing SQL expects.
     let mut conn = store.raw().await;
-    let row = sqlx::query("SELECT span_id, trace_id, parent_span_id, kind, span_status_code, duration FROM spans")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let row = sqlx::query(
+        "SELECT span_id, trace_id, parent_span_id, kind, span_status_code, duration FROM spans",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
     assert_eq!(row.get::<String, _>(0), "0000000000000047");
     assert_eq!(row.get::<String, _>(1), "abababababababab0000000000000007");
     assert_eq!(row.get::<String, _>(2), "0000000000000046");
     assert_eq!(row.get::<String, _>(3), "Client");
     assert_eq!(row.get::<String, _>(4), "Error");
     assert_eq!(row.get::<i64, _>(5), 250_000_000);
-    let types: Vec<(String, String)> = sqlx::query_as("SELECT key, type FROM span_attributes ORDER BY key")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
+    let types: Vec<(String, String)> =
+        sqlx::query_as("SELECT key, type FROM span_attributes ORDER BY key")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
     assert_eq!(
         types,
         [
@@ -286,11 +314,18 @@ async fn sqlite_a_batch_round_trips_with_every_type_events_links_resource_and_sc
         .await
         .unwrap();
     assert_eq!(map, r#"{"inner":"x","n":7}"#);
-    let links: (String, String) = sqlx::query_as("SELECT linked_trace_id, linked_span_id FROM links")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(links, ("abababababababab0000000000000008".into(), "0000000000000051".into()));
+    let links: (String, String) =
+        sqlx::query_as("SELECT linked_trace_id, linked_span_id FROM links")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        links,
+        (
+            "abababababababab0000000000000008".into(),
+            "0000000000000051".into()
+        )
+    );
     // The Teletrace join from spans to resource attributes still works.
     let service: String = sqlx::query_scalar(
         "SELECT ra.value FROM spans s JOIN span_resource_attributes sra ON sra.span_id = s.span_id \
@@ -302,8 +337,16 @@ async fn sqlite_a_batch_round_trips_with_every_type_events_links_resource_and_sc
     assert_eq!(service, "frontend");
     conn.close().await.unwrap();
 
-    assert_eq!(store.metrics.counter_total("otelcol_exporter_sent_spans"), 1);
-    assert_eq!(store.metrics.counter_total("otelcol_exporter_send_failed_spans"), 0);
+    assert_eq!(
+        store.metrics.counter_total("otelcol_exporter_sent_spans"),
+        1
+    );
+    assert_eq!(
+        store
+            .metrics
+            .counter_total("otelcol_exporter_send_failed_spans"),
+        0
+    );
     store.exporter.shutdown().await.unwrap();
 }
 
@@ -316,8 +359,18 @@ async fn sqlite_spans_without_events_or_links_leave_no_placeholder_rows() {
         .consume(batch(vec![], vec![span(1, 1, "bare", 1_000, 10, vec![])]))
         .await
         .unwrap();
-    for table in ["events", "links", "event_attributes", "link_attributes", "span_attributes"] {
-        assert_eq!(store.count(&format!("SELECT count(*) FROM {table}")).await, 0, "{table}");
+    for table in [
+        "events",
+        "links",
+        "event_attributes",
+        "link_attributes",
+        "span_attributes",
+    ] {
+        assert_eq!(
+            store.count(&format!("SELECT count(*) FROM {table}")).await,
+            0,
+            "{table}"
+        );
     }
     store.exporter.shutdown().await.unwrap();
 }
@@ -329,24 +382,48 @@ async fn sqlite_repeated_span_ids_do_not_fail_a_batch_nor_store_twice() {
     store.exporter.consume(full_batch()).await.unwrap();
     // A client retry: the same batch again, plus one new span.
     let mut retry = full_batch().into_resource_spans().unwrap();
-    retry[0].scope_spans[0]
-        .spans
-        .push(span(7, 71, "new", 1_700_000_000_000_000_000, 5, vec![kv("k", s("v"))]));
+    retry[0].scope_spans[0].spans.push(span(
+        7,
+        71,
+        "new",
+        1_700_000_000_000_000_000,
+        5,
+        vec![kv("k", s("v"))],
+    ));
     store.exporter.consume(Traces::new(retry)).await.unwrap();
     // The same span twice within one batch.
     let twice = batch(
         vec![],
-        vec![span(9, 90, "first", 10, 1, vec![kv("k", s("1"))]), span(9, 90, "second", 10, 1, vec![kv("k", s("2"))])],
+        vec![
+            span(9, 90, "first", 10, 1, vec![kv("k", s("1"))]),
+            span(9, 90, "second", 10, 1, vec![kv("k", s("2"))]),
+        ],
     );
     store.exporter.consume(twice).await.unwrap();
 
     assert_eq!(store.count("SELECT count(*) FROM spans").await, 3);
-    assert_eq!(store.count("SELECT count(*) FROM span_attributes").await, 7 + 1 + 1);
+    assert_eq!(
+        store.count("SELECT count(*) FROM span_attributes").await,
+        7 + 1 + 1
+    );
     assert_eq!(store.count("SELECT count(*) FROM events").await, 2);
-    assert_eq!(store.count("SELECT count(*) FROM event_attributes").await, 2);
+    assert_eq!(
+        store.count("SELECT count(*) FROM event_attributes").await,
+        2
+    );
     assert_eq!(store.count("SELECT count(*) FROM links").await, 1);
-    assert_eq!(store.count("SELECT count(*) FROM span_resource_attributes").await, 3 + 3);
-    assert_eq!(store.count("SELECT count(*) FROM resource_attributes").await, 3);
+    assert_eq!(
+        store
+            .count("SELECT count(*) FROM span_resource_attributes")
+            .await,
+        3 + 3
+    );
+    assert_eq!(
+        store
+            .count("SELECT count(*) FROM resource_attributes")
+            .await,
+        3
+    );
     assert_eq!(store.count("SELECT count(*) FROM scopes").await, 2);
     let kept: String = {
         let mut conn = store.raw().await;
@@ -382,8 +459,15 @@ async fn sqlite_the_store_survives_a_restart() {
     // Event IDs continue after the stored ones.
     let mut more = full_span();
     more.span_id = span_id(1234);
-    again.exporter.consume(batch(vec![], vec![more])).await.unwrap();
-    assert_eq!(again.count("SELECT count(DISTINCT id) FROM events").await, 4);
+    again
+        .exporter
+        .consume(batch(vec![], vec![more]))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.count("SELECT count(DISTINCT id) FROM events").await,
+        4
+    );
     again.exporter.shutdown().await.unwrap();
 }
 
@@ -392,18 +476,28 @@ async fn sqlite_a_locked_database_is_retryable() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), |c| c.busy_timeout = Duration::from_millis(100)).await;
     let mut blocker = store.raw().await;
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut blocker).await.unwrap();
-    sqlx::query("INSERT INTO scopes (name, version, dropped_attributes_count) VALUES ('x', 'y', 0)")
+    sqlx::query("BEGIN IMMEDIATE")
         .execute(&mut blocker)
         .await
         .unwrap();
+    sqlx::query(
+        "INSERT INTO scopes (name, version, dropped_attributes_count) VALUES ('x', 'y', 0)",
+    )
+    .execute(&mut blocker)
+    .await
+    .unwrap();
     let err = store
         .exporter
         .consume(batch(vec![], vec![span(1, 1, "blocked", 1, 1, vec![])]))
         .await
         .unwrap_err();
     assert!(err.is_retryable(), "{err:?}");
-    assert_eq!(store.metrics.counter_total("otelcol_exporter_send_failed_spans"), 1);
+    assert_eq!(
+        store
+            .metrics
+            .counter_total("otelcol_exporter_send_failed_spans"),
+        1
+    );
     sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
     blocker.close().await.unwrap();
     store
@@ -447,7 +541,11 @@ async fn sqlite_a_row_the_database_refuses_is_permanent_and_named() {
     // Malformed IDs are refused before the database, naming the span too.
     let mut bad = span(1, 3, "short-id", 1, 1, vec![]);
     bad.span_id = vec![1, 2, 3];
-    let err = store.exporter.consume(batch(vec![], vec![bad])).await.unwrap_err();
+    let err = store
+        .exporter
+        .consume(batch(vec![], vec![bad]))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ConsumeError::Permanent { .. }));
     assert!(err.message().contains("span_id must be 8 bytes"), "{err}");
     assert!(err.message().contains("short-id"), "{err}");
@@ -461,7 +559,8 @@ async fn sqlite_building_opens_nothing_and_the_reader_waits_for_start() {
     let path = dir.path().join("nested").join("spans.db");
     let registration = registry::find(Kind::Exporter, "sqlite").expect("sqlite registered");
     assert!(registration.has(teletrace_core::Capability::TraceStorage));
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&format!("path: {}", path.display())).unwrap();
+    let yaml: serde_yaml::Value =
+        serde_yaml::from_str(&format!("path: {}", path.display())).unwrap();
     let config = registration.factory.parse_config(&yaml).unwrap();
     let teletrace_core::FactoryRef::Exporter(factory) = registration.factory else {
         panic!("not an exporter factory");
@@ -479,12 +578,19 @@ async fn sqlite_building_opens_nothing_and_the_reader_waits_for_start() {
         Err(StorageError::Backend(m)) => assert!(m.contains("not started")),
         other => panic!("expected not started, got {other:?}"),
     }
-    assert!(exporter.consume(batch(vec![], vec![span(1, 1, "x", 1, 1, vec![])])).await.unwrap_err().is_retryable());
+    assert!(exporter
+        .consume(batch(vec![], vec![span(1, 1, "x", 1, 1, vec![])]))
+        .await
+        .unwrap_err()
+        .is_retryable());
     exporter.consume(Traces::default()).await.unwrap();
 
     exporter.start(&Host::default()).await.unwrap();
     assert!(path.exists());
-    exporter.consume(batch(vec![], vec![span(1, 1, "x", 1, 1, vec![])])).await.unwrap();
+    exporter
+        .consume(batch(vec![], vec![span(1, 1, "x", 1, 1, vec![])]))
+        .await
+        .unwrap();
     assert!(reader.tags().await.unwrap().len() > 10);
     exporter.shutdown().await.unwrap();
     exporter.shutdown().await.unwrap();

@@ -1,10 +1,11 @@
 //! Turns a batch of OTLP spans into rows for every table, before the write lock is taken.
 //!
-//! Within a batch, resource attributes and scopes are written once however many spans
-//! share them; a span ID seen twice keeps its first span. Resource attribute IDs and scope
-//! IDs are content hashes, so the same resource attribute or scope maps to the same row
+//! Within a batch, resource attributes, resources and scopes are written once however
+//! many spans share them; a span ID seen twice keeps its first span. Resource attribute,
+//! resource set and scope IDs are content hashes, so the same one maps to the same row
 //! across batches and restarts (`INSERT OR IGNORE`). Event and link IDs come from counters
-//! the writer owns, so their attributes can be bound before the insert.
+//! the writer owns, so their attributes can be bound before the insert. Every batch goes
+//! to the current ingestion segment (`bucket`, see the schema).
 
 use super::insert::{Bound, InsertSpec, TableRows};
 use super::value::{encode_any, hex, kind_name, status_name, Fnv128, SqlValue};
@@ -73,7 +74,13 @@ impl Specs {
             events: InsertSpec::new(
                 "INSERT",
                 "events",
-                &["id", "span_id", "time_unix_nano", "name", "dropped_attributes_count"],
+                &[
+                    "id",
+                    "span_id",
+                    "time_unix_nano",
+                    "name",
+                    "dropped_attributes_count",
+                ],
                 "",
             ),
             event_attributes: attribute_spec("event_attributes", "event_id"),
@@ -284,12 +291,19 @@ pub(crate) fn describe(span: &Span) -> String {
 }
 
 fn check(span: &Span) -> Result<(i64, i64), ConsumeError> {
-    let refuse = |why: String| ConsumeError::permanent(format!("{} refused: {why}", describe(span)));
+    let refuse =
+        |why: String| ConsumeError::permanent(format!("{} refused: {why}", describe(span)));
     if span.trace_id.len() != 16 {
-        return Err(refuse(format!("trace_id must be 16 bytes, got {}", span.trace_id.len())));
+        return Err(refuse(format!(
+            "trace_id must be 16 bytes, got {}",
+            span.trace_id.len()
+        )));
     }
     if span.span_id.len() != 8 {
-        return Err(refuse(format!("span_id must be 8 bytes, got {}", span.span_id.len())));
+        return Err(refuse(format!(
+            "span_id must be 8 bytes, got {}",
+            span.span_id.len()
+        )));
     }
     if !span.parent_span_id.is_empty() && span.parent_span_id.len() != 8 {
         return Err(refuse(format!(
@@ -340,7 +354,9 @@ pub(crate) fn prepare<'a>(
     counters: &Counters,
     ingestion_time: i64,
 ) -> Result<Prepared<'a>, ConsumeError> {
-    let mut attrs = AttributeWriter { keys: HashSet::new() };
+    let mut attrs = AttributeWriter {
+        keys: HashSet::new(),
+    };
     let mut scopes = TableRows::default();
     let mut scope_attributes = TableRows::default();
     let mut resource_attributes = TableRows::default();
@@ -361,13 +377,15 @@ pub(crate) fn prepare<'a>(
             h.field(kv.key.as_bytes());
             h.value(type_name, &value);
             let hash = h.finish();
-            let id = format!("{hash:032x}");
+            let id = format!("{:016x}", hash as u64);
             if seen_resource_attributes.insert(hash) {
                 resource_attributes.text(id.as_str());
                 resource_attributes.text(kv.key.as_str());
                 resource_attributes.push(value);
                 resource_attributes.text(type_name);
-                attrs.keys.insert((Source::Resource, kv.key.as_str(), type_name));
+                attrs
+                    .keys
+                    .insert((Source::Resource, kv.key.as_str(), type_name));
             }
             if !ids.contains(&id) {
                 set_hash.field(id.as_bytes());
@@ -377,7 +395,7 @@ pub(crate) fn prepare<'a>(
         if ids.is_empty() {
             sets.push(None);
         } else {
-            let id = format!("{:032x}", set_hash.finish());
+            let id = format!("{:016x}", set_hash.finish() as u64);
             if seen_sets.insert(id.clone()) {
                 for (position, member) in ids.iter().enumerate() {
                     members.text(id.as_str());
@@ -392,7 +410,10 @@ pub(crate) fn prepare<'a>(
     let mut refs: Vec<SpanRef<'a>> = Vec::new();
     let mut set_ids: Vec<Option<String>> = Vec::new();
     for (rs, set) in resource_spans.iter().zip(&sets) {
-        let dropped_resource_attributes = rs.resource.as_ref().map_or(0, |r| r.dropped_attributes_count);
+        let dropped_resource_attributes = rs
+            .resource
+            .as_ref()
+            .map_or(0, |r| r.dropped_attributes_count);
         for ss in &rs.scope_spans {
             let scope = ss.scope.as_ref();
             let name = scope.map_or("", |s| s.name.as_str());
@@ -478,7 +499,12 @@ pub(crate) fn prepare<'a>(
         span_count: kept.len(),
         segment,
         shared: vec![
-            (table::SCOPES, scopes.into_statements(&specs.scopes).map_err(encode_error)?),
+            (
+                table::SCOPES,
+                scopes
+                    .into_statements(&specs.scopes)
+                    .map_err(encode_error)?,
+            ),
             (
                 table::SCOPE_ATTRIBUTES,
                 scope_attributes
@@ -509,7 +535,10 @@ pub(crate) fn prepare<'a>(
     attrs.keys.extend(child_keys);
 
     // Catalog entries not stored yet.
-    let known = counters.known_keys.lock().unwrap_or_else(|e| e.into_inner());
+    let known = counters
+        .known_keys
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let mut keys = TableRows::default();
     for (source, key, type_name) in attrs.keys {
         let entry = (source, key.to_string(), type_name);
@@ -521,12 +550,17 @@ pub(crate) fn prepare<'a>(
         }
     }
     drop(known);
-    prepared.keys = keys.into_statements(&specs.attribute_keys).map_err(encode_error)?;
+    prepared.keys = keys
+        .into_statements(&specs.attribute_keys)
+        .map_err(encode_error)?;
     Ok(prepared)
 }
 
 /// Rows of every table hanging off a span, grouped by table.
-type ChildRows<'k> = (Vec<(&'static str, Vec<Bound>)>, Vec<(Source, &'k str, &'static str)>);
+type ChildRows<'k> = (
+    Vec<(&'static str, Vec<Bound>)>,
+    Vec<(Source, &'k str, &'static str)>,
+);
 
 impl<'a> Prepared<'a> {
     /// Binds the rows hanging off the spans (all of them, or those whose hex ID is in
@@ -537,7 +571,9 @@ impl<'a> Prepared<'a> {
         counters: &Counters,
         only: Option<&HashSet<String>>,
     ) -> Result<ChildRows<'a>, ConsumeError> {
-        let mut attrs = AttributeWriter { keys: HashSet::new() };
+        let mut attrs = AttributeWriter {
+            keys: HashSet::new(),
+        };
         let mut span_attributes = TableRows::default();
         let mut events = TableRows::default();
         let mut event_attributes = TableRows::default();
@@ -550,7 +586,9 @@ impl<'a> Prepared<'a> {
             .spans_by_id
             .iter()
             .filter(|r| included(r))
-            .fold((0, 0), |(e, l), r| (e + r.span.events.len(), l + r.span.links.len()));
+            .fold((0, 0), |(e, l), r| {
+                (e + r.span.events.len(), l + r.span.links.len())
+            });
         let mut event_id = reserve(&counters.next_event_id, event_count);
         let mut link_id = reserve(&counters.next_link_id, link_count);
 
@@ -611,7 +649,8 @@ impl<'a> Prepared<'a> {
             if !rows.is_empty() {
                 out.push((
                     name,
-                    rows.into_statements(specs.by_table(name)).map_err(encode_error)?,
+                    rows.into_statements(specs.by_table(name))
+                        .map_err(encode_error)?,
                 ));
             }
         }

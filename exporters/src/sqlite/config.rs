@@ -116,9 +116,15 @@ mod tests {
         let config = parse("retention: 168h\nbusy_timeout: 250ms\njournal_mode: WAL").unwrap();
         assert_eq!(config.retention, Duration::from_secs(168 * 3600));
         assert_eq!(config.busy_timeout, Duration::from_millis(250));
-        assert!(parse("journal_mode: nope").unwrap_err().contains("journal_mode"));
-        assert!(parse("synchronous: sometimes").unwrap_err().contains("synchronous"));
-        assert!(parse("max_connections: 0").unwrap_err().contains("max_connections"));
+        assert!(parse("journal_mode: nope")
+            .unwrap_err()
+            .contains("journal_mode"));
+        assert!(parse("synchronous: sometimes")
+            .unwrap_err()
+            .contains("synchronous"));
+        assert!(parse("max_connections: 0")
+            .unwrap_err()
+            .contains("max_connections"));
         assert!(parse("path: ''").unwrap_err().contains("path"));
         assert!(parse("retention: 1h\nretention_check_interval: 0")
             .unwrap_err()

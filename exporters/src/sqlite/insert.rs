@@ -36,7 +36,8 @@ impl InsertSpec {
         let mut sql = Vec::new();
         let mut rows = 1;
         while rows <= max_rows {
-            let mut text = String::with_capacity(head.len() + rows * (tuple.len() + 1) + suffix.len());
+            let mut text =
+                String::with_capacity(head.len() + rows * (tuple.len() + 1) + suffix.len());
             text.push_str(&head);
             for i in 0..rows {
                 if i > 0 {
@@ -129,7 +130,10 @@ impl TableRows {
 }
 
 /// Adds one value to `args`.
-pub(crate) fn bind(args: &mut SqliteArguments<'static>, value: SqlValue) -> Result<(), sqlx::Error> {
+pub(crate) fn bind(
+    args: &mut SqliteArguments<'static>,
+    value: SqlValue,
+) -> Result<(), sqlx::Error> {
     match value {
         SqlValue::Null => args.add(Option::<i64>::None),
         SqlValue::Int(i) => args.add(i),
@@ -154,6 +158,9 @@ mod tests {
         let wide = InsertSpec::new("INSERT", "t", &["c"; 17], "");
         assert_eq!(wide.max_rows, 1024);
         assert!(wide.max_rows * 17 <= MAX_PARAMS);
-        assert_eq!(spec.sql(2), "INSERT INTO t (a, b, c, d) VALUES (?,?,?,?),(?,?,?,?)");
+        assert_eq!(
+            spec.sql(2),
+            "INSERT INTO t (a, b, c, d) VALUES (?,?,?,?),(?,?,?,?)"
+        );
     }
 }

@@ -19,7 +19,9 @@ pub use reader::SqliteReader;
 pub use writer::SqliteExporter;
 
 use std::sync::Arc;
-use teletrace_core::registry::{BuildContext, Capability, ExporterFactory, FactoryRef, Registration};
+use teletrace_core::registry::{
+    BuildContext, Capability, ExporterFactory, FactoryRef, Registration,
+};
 use teletrace_core::{ComponentError, Exporter, Stability};
 
 /// Builds `sqlite` exporters. Building opens nothing; the database is opened on start.

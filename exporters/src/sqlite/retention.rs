@@ -29,7 +29,9 @@ impl RetentionTask {
                 }
                 match run_once(&writer, retention).await {
                     Ok(0) => {}
-                    Ok(n) => tracing::info!(deleted_spans = n, "sqlite retention deleted old spans"),
+                    Ok(n) => {
+                        tracing::info!(deleted_spans = n, "sqlite retention deleted old spans")
+                    }
                     Err(e) => tracing::warn!(error = %e, "sqlite retention failed"),
                 }
             }

@@ -15,7 +15,7 @@ use std::str::FromStr as _;
 /// recorded in `_sqlx_migrations`.
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("src/sqlite/migrations");
 
-/// Every table of the Teletrace layout, in creation order.
+/// Every table of the Teletrace layout (`span_resource_attributes` is a view here).
 pub const TABLES: &[&str] = &[
     "scopes",
     "spans",

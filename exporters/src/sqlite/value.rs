@@ -69,7 +69,9 @@ pub(crate) fn decode_any(type_name: &str, value: SqlValue) -> AnyValue {
             Err(_) => Some(Value::StringValue(text)),
         },
         (DOUBLE, SqlValue::Int(i)) => Some(Value::DoubleValue(i as f64)),
-        (DOUBLE, SqlValue::Text(t)) => Some(parse_double(&t).map_or(Value::StringValue(t), Value::DoubleValue)),
+        (DOUBLE, SqlValue::Text(t)) => {
+            Some(parse_double(&t).map_or(Value::StringValue(t), Value::DoubleValue))
+        }
         (_, SqlValue::Int(i)) => Some(Value::IntValue(i)),
         (_, SqlValue::Real(d)) => Some(Value::DoubleValue(d)),
         (_, SqlValue::Text(t)) => Some(Value::StringValue(t)),
@@ -177,7 +179,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// Bytes from hex (either case); `None` when `text` is not hex.
 pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     let digit = |c: u8| -> Option<u8> {
@@ -310,7 +312,11 @@ mod tests {
             values: vec![KeyValue {
                 key: "a".into(),
                 value: Some(any(Value::ArrayValue(ArrayValue {
-                    values: vec![any(Value::IntValue(1)), any(Value::DoubleValue(1.0)), any(Value::BoolValue(true))],
+                    values: vec![
+                        any(Value::IntValue(1)),
+                        any(Value::DoubleValue(1.0)),
+                        any(Value::BoolValue(true)),
+                    ],
                 }))),
                 ..Default::default()
             }],
@@ -321,7 +327,12 @@ mod tests {
             (any(Value::DoubleValue(0.1)), DOUBLE),
             (any(Value::BoolValue(false)), BOOL),
             (any(Value::BytesValue(vec![0, 255])), BYTES),
-            (any(Value::ArrayValue(ArrayValue { values: vec![any(Value::StringValue("s".into()))] })), SLICE),
+            (
+                any(Value::ArrayValue(ArrayValue {
+                    values: vec![any(Value::StringValue("s".into()))],
+                })),
+                SLICE,
+            ),
             (nested, MAP),
             (AnyValue { value: None }, EMPTY),
         ] {

@@ -108,18 +108,31 @@ impl SqliteExporter {
         let max_link: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM links")
             .fetch_one(&mut conn)
             .await?;
-        self.counters.next_event_id.store(max_event + 1, Ordering::Relaxed);
-        self.counters.next_link_id.store(max_link + 1, Ordering::Relaxed);
+        self.counters
+            .next_event_id
+            .store(max_event + 1, Ordering::Relaxed);
+        self.counters
+            .next_link_id
+            .store(max_link + 1, Ordering::Relaxed);
         // A new ingestion segment after every start.
-        let next_bucket: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(bucket), -1) + 1 FROM segments")
-            .fetch_one(&mut conn)
-            .await?;
-        *self.counters.segment.lock().unwrap_or_else(|e| e.into_inner()) = (next_bucket, 0);
+        let next_bucket: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(bucket), -1) + 1 FROM segments")
+                .fetch_one(&mut conn)
+                .await?;
+        *self
+            .counters
+            .segment
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = (next_bucket, 0);
         let keys = sqlx::query("SELECT source, key, type FROM attribute_keys")
             .fetch_all(&mut conn)
             .await?;
         {
-            let mut known = self.counters.known_keys.lock().unwrap_or_else(|e| e.into_inner());
+            let mut known = self
+                .counters
+                .known_keys
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             for row in keys {
                 let (Ok(source), Ok(key), Ok(type_name)) = (
                     row.try_get::<String, _>(0),
@@ -239,7 +252,10 @@ async fn write_prepared(
         // Some span IDs were stored already (a client retrying): skip everything hanging
         // off those, so their attributes, events and links are not stored twice.
         let fresh: HashSet<String> = inserted.into_iter().collect();
-        let skipped = prepared.span_ids().filter(|id| !fresh.contains(*id)).count();
+        let skipped = prepared
+            .span_ids()
+            .filter(|id| !fresh.contains(*id))
+            .count();
         tracing::debug!(skipped, "sqlite: spans already stored were skipped");
         prepared
             .children_rows(specs, counters, Some(&fresh))

@@ -64,7 +64,14 @@ pub fn span_id(n: u64) -> Vec<u8> {
 }
 
 /// A span with the basics set.
-pub fn span(trace: u64, id: u64, name: &str, start: u64, duration: u64, attributes: Vec<KeyValue>) -> Span {
+pub fn span(
+    trace: u64,
+    id: u64,
+    name: &str,
+    start: u64,
+    duration: u64,
+    attributes: Vec<KeyValue>,
+) -> Span {
     Span {
         trace_id: trace_id(trace),
         span_id: span_id(id),

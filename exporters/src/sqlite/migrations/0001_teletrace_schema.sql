@@ -85,7 +85,7 @@ CREATE TABLE IF NOT EXISTS span_attributes (
 ) WITHOUT ROWID;
 
 -- One row per distinct resource attribute (key, type, value); resource_id is a hash of
--- the three.
+-- the three (16 hex digits).
 CREATE TABLE IF NOT EXISTS resource_attributes (
     resource_id TEXT NOT NULL PRIMARY KEY,
     key TEXT NOT NULL,
@@ -110,7 +110,7 @@ CREATE TABLE IF NOT EXISTS link_attributes (
 );
 
 -- Added: a resource (its attribute list) once, however many spans carry it;
--- spans.resource_set_id points here. resource_set_id is a hash of the list.
+-- spans.resource_set_id points here. resource_set_id is a hash of the list (16 hex digits).
 CREATE TABLE IF NOT EXISTS resource_set_members (
     resource_set_id TEXT NOT NULL,
     position INTEGER NOT NULL,
@@ -142,10 +142,13 @@ CREATE TABLE IF NOT EXISTS attribute_keys (
     PRIMARY KEY (source, key, type)
 ) WITHOUT ROWID;
 
--- The Teletrace indexes (span_id appended so sorting and paging need no extra sort).
-CREATE INDEX IF NOT EXISTS start_time_index ON spans (start_time_unix_nano, span_id);
+-- The Teletrace indexes. span_id follows the sort key so sorting and paging need no
+-- extra sort; bucket and resource_set_id let a search walking them in order check
+-- attribute and resource filters without reading the span rows.
+CREATE INDEX IF NOT EXISTS start_time_index
+    ON spans (start_time_unix_nano, span_id, bucket, resource_set_id);
 CREATE INDEX IF NOT EXISTS end_time_index ON spans (end_time_unix_nano);
-CREATE INDEX IF NOT EXISTS duration_index ON spans (duration, span_id);
+CREATE INDEX IF NOT EXISTS duration_index ON spans (duration, span_id, bucket, resource_set_id);
 
 -- What the Teletrace layout lacked.
 CREATE INDEX IF NOT EXISTS trace_id_index ON spans (bucket, trace_id, start_time_unix_nano);

@@ -120,21 +120,32 @@ pub(crate) async fn tag_values(
     if timeframe.start_ns > timeframe.end_ns {
         return Ok(Vec::new());
     }
-    let (matching, from) = matching(conn, timeframe, filters).await?;
-    let r = reach(&tag, false);
-    let counted = if r.per_span_many {
-        "count(DISTINCT s.span_id)"
-    } else {
-        "count(*)"
+    let sql = match &tag {
+        Tag::Attribute {
+            source: Source::Span,
+            key,
+        } if filters.is_empty() => span_attribute_values(key, timeframe),
+        _ => {
+            let (matching, from) = matching(conn, timeframe, filters).await?;
+            let r = reach(&tag, false);
+            let counted = if r.per_span_many {
+                "count(DISTINCT s.span_id)"
+            } else {
+                "count(*)"
+            };
+            let mut sql = Sql::new(&format!(
+                "SELECT {value} AS v, {ty} AS t, {counted} AS c",
+                value = r.value,
+                ty = r.type_expr
+            ));
+            sql.append(&from)
+                .append(&r.joins)
+                .append(&matching.where_clause());
+            sql.push(" GROUP BY v, t ORDER BY c DESC, v LIMIT ")
+                .int_param(MAX_TAG_VALUES);
+            sql
+        }
     };
-    let mut sql = Sql::new(&format!(
-        "SELECT {value} AS v, {ty} AS t, {counted} AS c",
-        value = r.value,
-        ty = r.type_expr
-    ));
-    sql.append(&from).append(&r.joins).append(&matching.where_clause());
-    sql.push(" GROUP BY v, t ORDER BY c DESC, v LIMIT ")
-        .int_param(MAX_TAG_VALUES);
     let rows = sql.fetch_all(conn).await.map_err(storage_error)?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -150,6 +161,47 @@ pub(crate) async fn tag_values(
         });
     }
     Ok(out)
+}
+
+/// Values of a span attribute over a timeframe, without filters: segments that lie
+/// wholly inside the timeframe are counted from the key/value index alone; only the
+/// segments at its edges check each span's start time.
+fn span_attribute_values(key: &str, timeframe: Timeframe) -> Sql {
+    let start = i64::try_from(timeframe.start_ns).unwrap_or(i64::MAX);
+    let end = i64::try_from(timeframe.end_ns).unwrap_or(i64::MAX);
+    let mut sql = Sql::new(
+        "SELECT v, t, sum(c) AS c FROM (\
+         SELECT a.value AS v, a.type AS t, count(*) AS c FROM span_attributes AS a \
+         WHERE a.bucket IN (SELECT bucket FROM segments WHERE min_start_time_unix_nano >= ",
+    );
+    sql.int_param(start)
+        .push(" AND max_start_time_unix_nano <= ")
+        .int_param(end)
+        .push(") AND a.key = ")
+        .text_param(key)
+        .push(
+            // Grouped per segment too: each segment's index range is already in
+            // (value, type) order, so SQLite aggregates without sorting.
+            " GROUP BY a.bucket, 1, 2 UNION ALL \
+             SELECT a.value, a.type, count(*) FROM spans AS s JOIN span_attributes AS a \
+             ON a.bucket = s.bucket AND a.span_id = s.span_id AND a.key = ",
+        )
+        .text_param(key)
+        .push(" WHERE s.bucket IN (SELECT bucket FROM segments WHERE max_start_time_unix_nano >= ")
+        .int_param(start)
+        .push(" AND min_start_time_unix_nano <= ")
+        .int_param(end)
+        .push(" AND NOT (min_start_time_unix_nano >= ")
+        .int_param(start)
+        .push(" AND max_start_time_unix_nano <= ")
+        .int_param(end)
+        .push(")) AND s.start_time_unix_nano BETWEEN ")
+        .int_param(start)
+        .push(" AND ")
+        .int_param(end)
+        .push(" GROUP BY 1, 2) GROUP BY v, t ORDER BY c DESC, v LIMIT ")
+        .int_param(MAX_TAG_VALUES);
+    sql
 }
 
 fn as_f64(value: SqlValue) -> Option<f64> {
@@ -176,7 +228,10 @@ pub(crate) async fn tag_statistics(
     }
     let (matching, from) = matching(conn, timeframe, filters).await?;
     let mut values = Sql::new(&format!("SELECT {} AS v", r.value));
-    values.append(&from).append(&r.joins).append(&matching.where_clause());
+    values
+        .append(&from)
+        .append(&r.joins)
+        .append(&matching.where_clause());
 
     let mut summary = Sql::new("SELECT count(v), min(v), max(v), avg(v) FROM (");
     summary.append(&values).push(")");
@@ -209,10 +264,11 @@ pub(crate) async fn tag_statistics(
         .collect();
     let mut by_rank: BTreeMap<i64, f64> = BTreeMap::new();
     if !wanted.is_empty() {
-        let mut ranked = Sql::new(
-            "SELECT rn, v FROM (SELECT v, row_number() OVER (ORDER BY v) AS rn FROM (",
-        );
-        ranked.append(&values).push(") WHERE v IS NOT NULL) WHERE rn IN ");
+        let mut ranked =
+            Sql::new("SELECT rn, v FROM (SELECT v, row_number() OVER (ORDER BY v) AS rn FROM (");
+        ranked
+            .append(&values)
+            .push(") WHERE v IS NOT NULL) WHERE rn IN ");
         ranked.list(wanted.iter().map(|(_, r)| SqlValue::Int(*r)));
         for row in ranked.fetch_all(conn).await.map_err(storage_error)? {
             let rank: i64 = row.try_get(0).map_err(storage_error)?;

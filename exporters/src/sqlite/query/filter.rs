@@ -137,9 +137,7 @@ impl Filter {
     fn row_predicate(&self, op: Operator) -> Sql {
         match &self.tag {
             Tag::Attribute { .. } => attribute_compare(op, &self.operands, "a"),
-            Tag::Scope { column } => {
-                column_compare(op, &self.operands, &format!("sc.{column}"))
-            }
+            Tag::Scope { column } => column_compare(op, &self.operands, &format!("sc.{column}")),
             Tag::EventName => column_compare(op, &self.operands, "e.name"),
             Tag::Span { column, .. } => column_compare(op, &self.operands, &format!("s.{column}")),
         }
@@ -150,7 +148,12 @@ impl Filter {
     /// selective filter can drive the search instead of the time index.
     pub(crate) fn driver(&self, start: i64, end: i64) -> Option<Sql> {
         let (op, negated) = positive(self.op);
-        if negated || matches!(op, Operator::Contains | Operator::Exists | Operator::NotExists) {
+        if negated
+            || matches!(
+                op,
+                Operator::Contains | Operator::Exists | Operator::NotExists
+            )
+        {
             return None;
         }
         match &self.tag {
@@ -387,7 +390,10 @@ fn as_text(operands: &[(SqlValue, Class)]) -> SqlValue {
 
 /// Converts one JSON value for the tag and operator.
 fn operand(tag: &Tag, op: Operator, value: &Json) -> Result<(SqlValue, Class), String> {
-    let ordering = matches!(op, Operator::Gt | Operator::Gte | Operator::Lt | Operator::Lte);
+    let ordering = matches!(
+        op,
+        Operator::Gt | Operator::Gte | Operator::Lt | Operator::Lte
+    );
     match tag {
         Tag::Attribute { .. } => {
             let parsed = match value {
@@ -468,20 +474,36 @@ mod tests {
 
     #[test]
     fn values_are_parameters_never_text() {
-        let f = filter("span.attributes.q", Operator::Equals, Json::String("x' OR '1'='1".into()));
+        let f = filter(
+            "span.attributes.q",
+            Operator::Equals,
+            Json::String("x' OR '1'='1".into()),
+        );
         let sql = f.predicate();
         assert!(!sql.text().contains("OR '1'"), "{}", sql.text());
-        let f = filter("span.name", Operator::Contains, Json::String("\"; DROP TABLE spans; --".into()));
+        let f = filter(
+            "span.name",
+            Operator::Contains,
+            Json::String("\"; DROP TABLE spans; --".into()),
+        );
         assert!(!f.predicate().text().contains("DROP"));
     }
 
     #[test]
     fn kinds_and_status_codes_accept_otlp_forms() {
-        for v in [Json::from(2), Json::from("SPAN_KIND_SERVER"), Json::from("server")] {
+        for v in [
+            Json::from(2),
+            Json::from("SPAN_KIND_SERVER"),
+            Json::from("server"),
+        ] {
             let f = filter("span.kind", Operator::Equals, v);
             assert_eq!(f.operands[0].0, SqlValue::Text("Server".into()));
         }
-        let f = filter("span.status.code", Operator::Equals, Json::from("STATUS_CODE_ERROR"));
+        let f = filter(
+            "span.status.code",
+            Operator::Equals,
+            Json::from("STATUS_CODE_ERROR"),
+        );
         assert_eq!(f.operands[0].0, SqlValue::Text("Error".into()));
     }
 
@@ -497,7 +519,11 @@ mod tests {
         };
         assert!(bad("span.attributes.a", Operator::Gt, Json::Bool(true)));
         assert!(bad("span.attributes.a", Operator::Equals, Json::Null));
-        assert!(bad("externalFields.durationNano", Operator::Gt, Json::from("fast")));
+        assert!(bad(
+            "externalFields.durationNano",
+            Operator::Gt,
+            Json::from("fast")
+        ));
         assert!(bad("nope", Operator::Exists, Json::Null));
     }
 }

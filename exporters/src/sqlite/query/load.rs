@@ -5,8 +5,7 @@
 
 use super::sql::Sql;
 use crate::sqlite::value::{
-    decode_any, json_to_any, kind_value, parse_double, status_value, unhex, SqlValue, BYTES,
-    DOUBLE, STR,
+    decode_any, json_to_any, kind_value, parse_double, status_value, unhex, SqlValue, BYTES, DOUBLE,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -51,7 +50,8 @@ pub(crate) async fn trace(
     let mut spans = load(conn, &which).await?;
     // Sorted here rather than by SQLite, which would sort whole rows, attributes included.
     spans.sort_by(|a, b| {
-        (a.span.start_time_unix_nano, &a.span.span_id).cmp(&(b.span.start_time_unix_nano, &b.span.span_id))
+        (a.span.start_time_unix_nano, &a.span.span_id)
+            .cmp(&(b.span.start_time_unix_nano, &b.span.span_id))
     });
     Ok(spans)
 }
@@ -73,74 +73,102 @@ pub(crate) async fn by_ids(
         .map(|(i, id)| (id.as_str(), i))
         .collect();
     let hex_of = |s: &StoredSpan| crate::sqlite::value::hex(&s.span.span_id);
-    spans.sort_by_key(|s| position.get(hex_of(s).as_str()).copied().unwrap_or(usize::MAX));
+    spans.sort_by_key(|s| {
+        position
+            .get(hex_of(s).as_str())
+            .copied()
+            .unwrap_or(usize::MAX)
+    });
     Ok(spans)
 }
 
 /// Loads the spans `which` (a condition on `spans AS s`) selects: one query for the span
-/// rows with their attributes, one each for events and links (only spans that have them
-/// return rows), then each resource and scope once.
+/// rows (their fields as one JSON array, which is cheaper to move than 20 columns) with
+/// their attributes, one each for the events and links of the spans that have any, then
+/// each resource and scope once.
 async fn load(conn: &mut SqliteConnection, which: &Sql) -> Result<Vec<StoredSpan>, StorageError> {
     let mut sql = Sql::new(&format!(
-        "SELECT s.span_id, s.trace_id, s.trace_state, s.parent_span_id, s.name, s.kind, \
+        "SELECT json_array(s.span_id, s.trace_id, s.trace_state, s.parent_span_id, s.name, s.kind, \
          s.start_time_unix_nano, s.end_time_unix_nano, s.dropped_span_attributes_count, \
          s.span_status_message, s.span_status_code, s.dropped_resource_attributes_count, \
          s.dropped_events_count, s.dropped_links_count, s.duration, s.ingestion_time_unix_nano, \
-         s.instrumentation_scope_id, {attrs}, s.resource_set_id FROM spans AS s WHERE ",
+         s.instrumentation_scope_id, s.resource_set_id, \
+         EXISTS (SELECT 1 FROM events AS e WHERE e.span_id = s.span_id), \
+         EXISTS (SELECT 1 FROM links AS l WHERE l.span_id = s.span_id)), \
+         {attrs} FROM spans AS s WHERE ",
         attrs = attributes_json("span_attributes", "a", "a.bucket = s.bucket AND a.span_id = s.span_id"),
     ));
     sql.append(which);
     let rows = sql.fetch_all(conn).await.map_err(backend)?;
-    if rows.is_empty() {
-        return Ok(Vec::new());
+    let mut partials = Vec::with_capacity(rows.len());
+    let mut with_events = Vec::new();
+    let mut with_links = Vec::new();
+    for row in &rows {
+        let (partial, has_events, has_links) = span_row(row)?;
+        if has_events {
+            with_events.push(SqlValue::Text(crate::sqlite::value::hex(
+                &partial.stored.span.span_id,
+            )));
+        }
+        if has_links {
+            with_links.push(SqlValue::Text(crate::sqlite::value::hex(
+                &partial.stored.span.span_id,
+            )));
+        }
+        partials.push(partial);
     }
-    let mut partials = rows
-        .iter()
-        .map(span_row)
-        .collect::<Result<Vec<_>, _>>()?;
     drop(rows);
 
-    let mut events = Sql::new(&format!(
-        "SELECT e.span_id, e.time_unix_nano, e.name, e.dropped_attributes_count, {attrs} \
-         FROM events AS e WHERE e.span_id IN (SELECT s.span_id FROM spans AS s WHERE ",
-        attrs = attributes_json("event_attributes", "ea", "ea.event_id = e.id"),
-    ));
-    events.append(which).push(") ORDER BY e.id");
-    let mut by_span: HashMap<String, Vec<Event>> = HashMap::new();
-    for row in events.fetch_all(conn).await.map_err(backend)? {
-        let attrs: Option<String> = column(&row, 4)?;
-        by_span.entry(column(&row, 0)?).or_default().push(Event {
-            time_unix_nano: column::<Option<i64>>(&row, 1)?
-                .and_then(|t| u64::try_from(t).ok())
-                .unwrap_or(0),
-            name: column::<Option<String>>(&row, 2)?.unwrap_or_default(),
-            dropped_attributes_count: count(&row, 3)?,
-            attributes: parse_attributes(attrs.as_deref())?,
-        });
+    let mut events_by_span: HashMap<String, Vec<Event>> = HashMap::new();
+    for chunk in with_events.chunks(10_000) {
+        let mut events = Sql::new(&format!(
+            "SELECT e.span_id, e.time_unix_nano, e.name, e.dropped_attributes_count, {attrs} \
+             FROM events AS e WHERE e.span_id IN ",
+            attrs = attributes_json("event_attributes", "ea", "ea.event_id = e.id"),
+        ));
+        events.list(chunk.iter().cloned()).push(" ORDER BY e.id");
+        for row in events.fetch_all(conn).await.map_err(backend)? {
+            let attrs: Option<String> = column(&row, 4)?;
+            events_by_span
+                .entry(column(&row, 0)?)
+                .or_default()
+                .push(Event {
+                    time_unix_nano: column::<Option<i64>>(&row, 1)?
+                        .and_then(|t| u64::try_from(t).ok())
+                        .unwrap_or(0),
+                    name: column::<Option<String>>(&row, 2)?.unwrap_or_default(),
+                    dropped_attributes_count: count(&row, 3)?,
+                    attributes: parse_attributes(attrs.as_deref())?,
+                });
+        }
     }
-    let mut links = Sql::new(&format!(
-        "SELECT l.span_id, l.linked_trace_id, l.linked_span_id, l.trace_state, \
-         l.dropped_attributes_count, {attrs} FROM links AS l \
-         WHERE l.span_id IN (SELECT s.span_id FROM spans AS s WHERE ",
-        attrs = attributes_json("link_attributes", "la", "la.link_id = l.id"),
-    ));
-    links.append(which).push(") ORDER BY l.id");
     let mut links_by_span: HashMap<String, Vec<Link>> = HashMap::new();
-    for row in links.fetch_all(conn).await.map_err(backend)? {
-        let attrs: Option<String> = column(&row, 5)?;
-        links_by_span.entry(column(&row, 0)?).or_default().push(Link {
-            trace_id: id_bytes(column(&row, 1)?),
-            span_id: id_bytes(column(&row, 2)?),
-            trace_state: column::<Option<String>>(&row, 3)?.unwrap_or_default(),
-            dropped_attributes_count: count(&row, 4)?,
-            attributes: parse_attributes(attrs.as_deref())?,
-            flags: 0,
-        });
+    for chunk in with_links.chunks(10_000) {
+        let mut links = Sql::new(&format!(
+            "SELECT l.span_id, l.linked_trace_id, l.linked_span_id, l.trace_state, \
+             l.dropped_attributes_count, {attrs} FROM links AS l WHERE l.span_id IN ",
+            attrs = attributes_json("link_attributes", "la", "la.link_id = l.id"),
+        ));
+        links.list(chunk.iter().cloned()).push(" ORDER BY l.id");
+        for row in links.fetch_all(conn).await.map_err(backend)? {
+            let attrs: Option<String> = column(&row, 5)?;
+            links_by_span
+                .entry(column(&row, 0)?)
+                .or_default()
+                .push(Link {
+                    trace_id: id_bytes(column(&row, 1)?),
+                    span_id: id_bytes(column(&row, 2)?),
+                    trace_state: column::<Option<String>>(&row, 3)?.unwrap_or_default(),
+                    dropped_attributes_count: count(&row, 4)?,
+                    attributes: parse_attributes(attrs.as_deref())?,
+                    flags: 0,
+                });
+        }
     }
-    if !by_span.is_empty() || !links_by_span.is_empty() {
+    if !events_by_span.is_empty() || !links_by_span.is_empty() {
         for p in &mut partials {
             let id = crate::sqlite::value::hex(&p.stored.span.span_id);
-            if let Some(events) = by_span.remove(&id) {
+            if let Some(events) = events_by_span.remove(&id) {
                 p.stored.span.events = events;
             }
             if let Some(links) = links_by_span.remove(&id) {
@@ -201,52 +229,81 @@ fn count(row: &SqliteRow, index: usize) -> Result<u32, StorageError> {
     Ok(u32::try_from(v).unwrap_or(u32::MAX))
 }
 
-fn time(row: &SqliteRow, index: usize) -> Result<u64, StorageError> {
-    let v: i64 = column(row, index)?;
-    Ok(u64::try_from(v).unwrap_or(0))
-}
-
 fn id_bytes(text: Option<String>) -> Vec<u8> {
     text.as_deref().and_then(unhex).unwrap_or_default()
 }
 
-fn span_row(row: &SqliteRow) -> Result<Partial, StorageError> {
-    let kind: Option<String> = column(row, 5)?;
-    let code: String = column(row, 10)?;
-    let attrs: Option<String> = column(row, 17)?;
-    let resource_set_id: Option<String> = column(row, 18)?;
+/// The span fields as `load` selects them, in order.
+#[derive(serde::Deserialize)]
+struct SpanFields(
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+    i64,
+);
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn to_u32(v: i64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+/// A span row: the span, and whether it has events and links.
+fn span_row(row: &SqliteRow) -> Result<(Partial, bool, bool), StorageError> {
+    let fields: String = column(row, 0)?;
+    let attrs: Option<String> = column(row, 1)?;
+    let f: SpanFields = serde_json::from_str(&fields).map_err(backend)?;
     let span = Span {
-        span_id: id_bytes(column(row, 0)?),
-        trace_id: id_bytes(column(row, 1)?),
-        trace_state: column::<Option<String>>(row, 2)?.unwrap_or_default(),
-        parent_span_id: id_bytes(column(row, 3)?),
+        span_id: id_bytes(f.0),
+        trace_id: id_bytes(f.1),
+        trace_state: f.2.unwrap_or_default(),
+        parent_span_id: id_bytes(f.3),
         flags: 0,
-        name: column::<Option<String>>(row, 4)?.unwrap_or_default(),
-        kind: kind.as_deref().and_then(kind_value).unwrap_or(0),
-        start_time_unix_nano: time(row, 6)?,
-        end_time_unix_nano: time(row, 7)?,
+        name: f.4.unwrap_or_default(),
+        kind: f.5.as_deref().and_then(kind_value).unwrap_or(0),
+        start_time_unix_nano: to_u64(f.6),
+        end_time_unix_nano: to_u64(f.7),
         attributes: parse_attributes(attrs.as_deref())?,
-        dropped_attributes_count: count(row, 8)?,
+        dropped_attributes_count: to_u32(f.8),
         events: Vec::new(),
-        dropped_events_count: count(row, 12)?,
+        dropped_events_count: to_u32(f.12),
         links: Vec::new(),
-        dropped_links_count: count(row, 13)?,
+        dropped_links_count: to_u32(f.13),
         status: Some(Status {
-            message: column(row, 9)?,
-            code: status_value(&code).unwrap_or(0),
+            message: f.9.unwrap_or_default(),
+            code: f.10.as_deref().and_then(status_value).unwrap_or(0),
         }),
     };
-    Ok(Partial {
+    let partial = Partial {
         stored: StoredSpan {
             span,
-            duration_ns: time(row, 14)?,
-            ingestion_time_ns: time(row, 15)?,
+            duration_ns: to_u64(f.14),
+            ingestion_time_ns: to_u64(f.15),
             ..Default::default()
         },
-        resource_set_id,
-        dropped_resource_attributes: count(row, 11)?,
-        scope_id: column(row, 16)?,
-    })
+        resource_set_id: f.17,
+        dropped_resource_attributes: to_u32(f.11),
+        scope_id: f.16,
+    };
+    Ok((partial, f.18 != 0, f.19 != 0))
 }
 
 /// `[[key, type, value], ...]` as written by [`attributes_json`].
@@ -349,7 +406,8 @@ async fn load_scopes(
         return Ok(scopes);
     }
     let ids: Vec<SqlValue> = ids.iter().map(|i| SqlValue::Int(*i)).collect();
-    let mut sql = Sql::new("SELECT id, name, version, dropped_attributes_count FROM scopes WHERE id IN ");
+    let mut sql =
+        Sql::new("SELECT id, name, version, dropped_attributes_count FROM scopes WHERE id IN ");
     sql.list(ids.iter().cloned());
     for row in sql.fetch_all(conn).await.map_err(backend)? {
         scopes.insert(
@@ -362,7 +420,8 @@ async fn load_scopes(
             },
         );
     }
-    let mut sql = Sql::new("SELECT scope_id, key, type, value FROM scope_attributes WHERE scope_id IN ");
+    let mut sql =
+        Sql::new("SELECT scope_id, key, type, value FROM scope_attributes WHERE scope_id IN ");
     sql.list(ids);
     for row in sql.fetch_all(conn).await.map_err(backend)? {
         let id: i64 = column(&row, 0)?;
@@ -389,10 +448,22 @@ mod tests {
             r#"[["d","Double","0.10000000000000001"],["b","Bytes","00FF"],["t","Bool",1],["m","Map","{\"k\":[1,2.5]}"],["e","Empty",null]]"#,
         ))
         .unwrap();
-        assert_eq!(parsed[0].value.as_ref().unwrap().value, Some(Value::DoubleValue(0.1)));
-        assert_eq!(parsed[1].value.as_ref().unwrap().value, Some(Value::BytesValue(vec![0, 255])));
-        assert_eq!(parsed[2].value.as_ref().unwrap().value, Some(Value::BoolValue(true)));
-        assert!(matches!(parsed[3].value.as_ref().unwrap().value, Some(Value::KvlistValue(_))));
+        assert_eq!(
+            parsed[0].value.as_ref().unwrap().value,
+            Some(Value::DoubleValue(0.1))
+        );
+        assert_eq!(
+            parsed[1].value.as_ref().unwrap().value,
+            Some(Value::BytesValue(vec![0, 255]))
+        );
+        assert_eq!(
+            parsed[2].value.as_ref().unwrap().value,
+            Some(Value::BoolValue(true))
+        );
+        assert!(matches!(
+            parsed[3].value.as_ref().unwrap().value,
+            Some(Value::KvlistValue(_))
+        ));
         assert_eq!(parsed[4].value.as_ref().unwrap().value, None);
     }
 }

@@ -57,7 +57,10 @@ impl Matching {
         let mut in_time = Sql::new(
             "SELECT 1 FROM spans AS s INDEXED BY start_time_index WHERE s.start_time_unix_nano BETWEEN ",
         );
-        in_time.int_param(self.start).push(" AND ").int_param(self.end);
+        in_time
+            .int_param(self.start)
+            .push(" AND ")
+            .int_param(self.end);
         let time_count = count_capped(conn, &in_time).await?;
         let mut best: Option<(i64, Sql)> = None;
         for filter in &self.filters {
@@ -115,14 +118,19 @@ pub(crate) fn sort_column(field: SortField) -> (&'static str, &'static str) {
 /// `count(*)` of `sql`'s rows, stopping at [`DRIVE_CAP`].
 async fn count_capped(conn: &mut SqliteConnection, sql: &Sql) -> Result<i64, StorageError> {
     let mut count = Sql::new("SELECT count(*) FROM (");
-    count.append(sql).push(" LIMIT ").int_param(DRIVE_CAP).push(")");
+    count
+        .append(sql)
+        .push(" LIMIT ")
+        .int_param(DRIVE_CAP)
+        .push(")");
     let row = count
         .fetch_optional(conn)
         .await
         .map_err(crate::sqlite::errors::storage_error)?;
     Ok(match row {
-        Some(row) => sqlx::Row::try_get::<i64, _>(&row, 0)
-            .map_err(crate::sqlite::errors::storage_error)?,
+        Some(row) => {
+            sqlx::Row::try_get::<i64, _>(&row, 0).map_err(crate::sqlite::errors::storage_error)?
+        }
         None => 0,
     })
 }

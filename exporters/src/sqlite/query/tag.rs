@@ -39,21 +39,66 @@ pub(crate) const FIXED: &[(&str, &str, Column, &str)] = &[
     ("span.parentSpanId", "parent_span_id", Column::HexId, "Str"),
     ("span.name", "name", Column::Text, "Str"),
     ("span.kind", "kind", Column::Kind, "Str"),
-    ("span.startTimeUnixNano", "start_time_unix_nano", Column::Int, "Int"),
-    ("span.endTimeUnixNano", "end_time_unix_nano", Column::Int, "Int"),
-    ("span.droppedAttributesCount", "dropped_span_attributes_count", Column::Int, "Int"),
-    ("span.status.message", "span_status_message", Column::Text, "Str"),
-    ("span.status.code", "span_status_code", Column::Status, "Str"),
+    (
+        "span.startTimeUnixNano",
+        "start_time_unix_nano",
+        Column::Int,
+        "Int",
+    ),
+    (
+        "span.endTimeUnixNano",
+        "end_time_unix_nano",
+        Column::Int,
+        "Int",
+    ),
+    (
+        "span.droppedAttributesCount",
+        "dropped_span_attributes_count",
+        Column::Int,
+        "Int",
+    ),
+    (
+        "span.status.message",
+        "span_status_message",
+        Column::Text,
+        "Str",
+    ),
+    (
+        "span.status.code",
+        "span_status_code",
+        Column::Status,
+        "Str",
+    ),
     (
         "span.droppedResourceAttributesCount",
         "dropped_resource_attributes_count",
         Column::Int,
         "Int",
     ),
-    ("span.droppedEventsCount", "dropped_events_count", Column::Int, "Int"),
-    ("span.droppedLinksCount", "dropped_links_count", Column::Int, "Int"),
-    ("externalFields.durationNano", "duration", Column::Int, "Int"),
-    ("externalFields.ingestionTimeUnixNano", "ingestion_time_unix_nano", Column::Int, "Int"),
+    (
+        "span.droppedEventsCount",
+        "dropped_events_count",
+        Column::Int,
+        "Int",
+    ),
+    (
+        "span.droppedLinksCount",
+        "dropped_links_count",
+        Column::Int,
+        "Int",
+    ),
+    (
+        "externalFields.durationNano",
+        "duration",
+        Column::Int,
+        "Int",
+    ),
+    (
+        "externalFields.ingestionTimeUnixNano",
+        "ingestion_time_unix_nano",
+        Column::Int,
+        "Int",
+    ),
 ];
 
 /// Other fixed tags `tags` lists: (name, type).
@@ -148,7 +193,10 @@ mod tests {
                 kind: Column::Int
             }
         );
-        assert_eq!(Tag::parse("span.parentId").unwrap(), Tag::parse("span.parentSpanId").unwrap());
+        assert_eq!(
+            Tag::parse("span.parentId").unwrap(),
+            Tag::parse("span.parentSpanId").unwrap()
+        );
         assert!(Tag::parse("span.attributes.").is_err());
         assert!(Tag::parse("spans; DROP TABLE spans").is_err());
     }
