@@ -10,9 +10,9 @@
 use crate::component::{
     ComponentError, ComponentId, Exporter, Extension, Host, Kind, Lifecycle, Processor, Receiver,
 };
-use crate::config::{ConfigError, ConfigErrors, ResolvedConfig};
+use crate::config::{ConfigError, ConfigErrors, ResolvedComponent, ResolvedConfig};
 use crate::consumer::{ConsumerRef, FanOut};
-use crate::registry::{BuildContext, FactoryRef};
+use crate::registry::{AnyConfig, BuildContext, FactoryRef};
 use crate::telemetry::{self, Metrics};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -41,8 +41,18 @@ pub struct Service {
     metrics_bound: Option<SocketAddr>,
 }
 
-fn build_error(kind: Kind, id: &ComponentId, e: ComponentError) -> ConfigError {
-    ConfigError::new(format!("{}::{id}", kind.section()), e.0)
+/// Parses a component's config again (each instance gets its own) and builds it with
+/// `create`; errors carry the component's config path.
+fn build_component<T>(
+    resolved: &ResolvedComponent,
+    create: impl FnOnce(AnyConfig) -> Result<T, ComponentError>,
+) -> Result<T, ConfigError> {
+    let config = resolved
+        .registration
+        .factory
+        .parse_config(&resolved.value)
+        .map_err(|e| e.under(&resolved.path()))?;
+    create(config).map_err(|e| ConfigError::new(resolved.path(), e.0))
 }
 
 impl Service {
@@ -72,14 +82,9 @@ impl Service {
                 let FactoryRef::Exporter(factory) = resolved.registration.factory else {
                     continue;
                 };
-                let built = factory
-                    .parse_config(&resolved.value)
-                    .map_err(|e| e.under(&resolved.path()))
-                    .and_then(|cfg| {
-                        factory
-                            .create(&context(id, None, &empty_host), cfg)
-                            .map_err(|e| build_error(Kind::Exporter, id, e))
-                    });
+                let built = build_component(resolved, |cfg| {
+                    factory.create(&context(id, None, &empty_host), cfg)
+                });
                 match built {
                     Ok(exporter) => {
                         exporters.insert(id.clone(), exporter);
@@ -112,14 +117,9 @@ impl Service {
                 let FactoryRef::Processor(factory) = resolved.registration.factory else {
                     continue;
                 };
-                let built = factory
-                    .parse_config(&resolved.value)
-                    .map_err(|e| e.under(&resolved.path()))
-                    .and_then(|cfg| {
-                        factory
-                            .create(&context(id, Some(&pipeline.id), &host), cfg, next.clone())
-                            .map_err(|e| build_error(Kind::Processor, id, e))
-                    });
+                let built = build_component(resolved, |cfg| {
+                    factory.create(&context(id, Some(&pipeline.id), &host), cfg, next.clone())
+                });
                 match built {
                     Ok(p) => {
                         next = p.clone() as ConsumerRef;
@@ -147,14 +147,9 @@ impl Service {
             let FactoryRef::Receiver(factory) = resolved.registration.factory else {
                 continue;
             };
-            let built = factory
-                .parse_config(&resolved.value)
-                .map_err(|e| e.under(&resolved.path()))
-                .and_then(|cfg| {
-                    factory
-                        .create(&context(&id, None, &host), cfg, FanOut::build(heads))
-                        .map_err(|e| build_error(Kind::Receiver, &id, e))
-                });
+            let built = build_component(resolved, |cfg| {
+                factory.create(&context(&id, None, &host), cfg, FanOut::build(heads))
+            });
             match built {
                 Ok(r) => receivers.push((id, r)),
                 Err(e) => errors.push(e),
@@ -170,14 +165,9 @@ impl Service {
             let FactoryRef::Extension(factory) = resolved.registration.factory else {
                 continue;
             };
-            let built = factory
-                .parse_config(&resolved.value)
-                .map_err(|e| e.under(&resolved.path()))
-                .and_then(|cfg| {
-                    factory
-                        .create(&context(id, None, &host), cfg)
-                        .map_err(|e| build_error(Kind::Extension, id, e))
-                });
+            let built = build_component(resolved, |cfg| {
+                factory.create(&context(id, None, &host), cfg)
+            });
             match built {
                 Ok(x) => extensions.push((id.clone(), x)),
                 Err(e) => errors.push(e),
