@@ -23,50 +23,49 @@ fn config(capture_names: &[&str], batch: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sdk_over_grpc_reaches_the_exporter() {
-    let running = common::start(&config(&["grpc-sdk"], "    timeout: 50ms")).await;
-    let endpoint = running.grpc_endpoint();
+/// The SDK sends one trace of `children + 1` spans over `transport`; every span reaches
+/// the exporter with its service, attributes and events, and never decoded on the way.
+async fn sdk_reaches_the_exporter(transport: Transport, name: &str, children: usize) {
+    let running = common::start(&config(&[name], "    timeout: 50ms")).await;
+    let endpoint = match transport {
+        Transport::Grpc => running.grpc_endpoint(),
+        Transport::HttpProto => running.http_endpoint(),
+    };
+    let service = format!("{name}-service");
+    let sdk_service = service.clone();
     tokio::task::spawn_blocking(move || {
-        let p = provider(Transport::Grpc, &endpoint, "grpc-service");
-        emit_trace(&p, "g", 20);
+        let p = provider(transport, &endpoint, &sdk_service);
+        emit_trace(&p, "t", children);
         p.shutdown().expect("sdk shutdown");
     })
     .await
     .unwrap();
     assert!(
-        common::eventually(Duration::from_secs(5), || capture::count("grpc-sdk") == 21).await,
+        common::eventually(Duration::from_secs(5), || capture::count(name)
+            == children + 1)
+        .await,
         "got {} spans",
-        capture::count("grpc-sdk")
+        capture::count(name)
     );
-    let spans = capture::spans("grpc-sdk");
-    assert!(spans.iter().all(|(svc, _)| svc == "grpc-service"));
-    assert!(spans.iter().any(|(_, s)| s.name == "g-root"));
-    let child = spans.iter().find(|(_, s)| s.name == "g-3").unwrap();
+    let spans = capture::spans(name);
+    assert!(spans.iter().all(|(svc, _)| *svc == service));
+    assert!(spans.iter().any(|(_, s)| s.name == "t-root"));
+    let child = spans.iter().find(|(_, s)| s.name == "t-3").unwrap();
     assert_eq!(child.1.attributes.len(), 4);
     assert_eq!(child.1.events.len(), 1);
-    let (batches, encoded) = capture::batches("grpc-sdk");
+    let (batches, encoded) = capture::batches(name);
     assert_eq!(encoded, batches, "the pass-through path never decodes");
     running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_over_grpc_reaches_the_exporter() {
+    sdk_reaches_the_exporter(Transport::Grpc, "grpc-sdk", 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_over_http_protobuf_reaches_the_exporter() {
-    let running = common::start(&config(&["http-sdk"], "    timeout: 50ms")).await;
-    let endpoint = running.http_endpoint();
-    tokio::task::spawn_blocking(move || {
-        let p = provider(Transport::HttpProto, &endpoint, "http-service");
-        emit_trace(&p, "h", 10);
-        p.shutdown().expect("sdk shutdown");
-    })
-    .await
-    .unwrap();
-    assert!(
-        common::eventually(Duration::from_secs(5), || capture::count("http-sdk") == 11).await,
-        "got {} spans",
-        capture::count("http-sdk")
-    );
-    running.stop().await;
+    sdk_reaches_the_exporter(Transport::HttpProto, "http-sdk", 10).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
