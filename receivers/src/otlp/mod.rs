@@ -1,5 +1,5 @@
 //! The `otlp` receiver: OTLP/gRPC and OTLP/HTTP (binary protobuf and JSON), configured
-//! with the OpenTelemetry Collector's `otlpreceiver` keys. `receivers/README.md` lists
+//! with the OpenTelemetry Collector's `otlpreceiver` keys. `README.md` in this folder lists
 //! every key with its default.
 //!
 //! The gRPC side hands the request bytes to the pipeline without decoding them
