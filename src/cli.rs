@@ -14,7 +14,7 @@ pub const ALL_IN_ONE: &str = include_str!("../configs/teletrace-all-in-one.yaml"
 #[command(
     name = "teletrace",
     version,
-    about = "Trace pipeline and trace store: OTLP in, SQLite or Elasticsearch out, query API and web UI.",
+    about = "Trace pipeline and trace store: OTLP in, spans stored in SQLite, a query API.",
     long_about = "Runs a trace pipeline described in YAML, in the OpenTelemetry Collector's config format \
 (receivers, processors, exporters, extensions, service). With no --config it runs the embedded \
 all-in-one preset: OTLP on 4317 (gRPC) and 4318 (HTTP), spans stored in SQLite (embedded_spans.db), \
