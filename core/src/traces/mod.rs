@@ -291,38 +291,22 @@ impl Traces {
             }
         }
         let rs = self.resource_spans_mut()?;
-        let mut front: Vec<ResourceSpans> = Vec::new();
+        // Whole resources that fit go over in one drain; the next one is cut.
         let mut remaining = max_spans;
-        while remaining > 0 && !rs.is_empty() {
-            let first_count: usize = rs[0].scope_spans.iter().map(|s| s.spans.len()).sum();
-            if first_count <= remaining {
-                remaining -= first_count;
-                front.push(rs.remove(0));
-                continue;
+        let mut whole = 0;
+        for r in rs.iter() {
+            let n: usize = r.scope_spans.iter().map(|s| s.spans.len()).sum();
+            if n > remaining {
+                break;
             }
-            // Split inside this resource.
-            let r = &mut rs[0];
-            let mut part = ResourceSpans {
-                resource: r.resource.clone(),
-                scope_spans: Vec::new(),
-                schema_url: r.schema_url.clone(),
-            };
-            while remaining > 0 {
-                let s = &mut r.scope_spans[0];
-                if s.spans.len() <= remaining {
-                    remaining -= s.spans.len();
-                    part.scope_spans.push(r.scope_spans.remove(0));
-                } else {
-                    let taken: Vec<Span> = s.spans.drain(..remaining).collect();
-                    part.scope_spans.push(ScopeSpans {
-                        scope: s.scope.clone(),
-                        spans: taken,
-                        schema_url: s.schema_url.clone(),
-                    });
-                    remaining = 0;
-                }
+            remaining -= n;
+            whole += 1;
+        }
+        let mut front: Vec<ResourceSpans> = rs.drain(..whole).collect();
+        if remaining > 0 {
+            if let Some(r) = rs.first_mut() {
+                front.push(split_resource_front(r, remaining));
             }
-            front.push(part);
         }
         self.recount();
         Ok(Traces::new(front))
@@ -365,6 +349,34 @@ pub fn trace_id_array(id: &[u8]) -> [u8; 16] {
     let n = id.len().min(16);
     out[..n].copy_from_slice(&id[..n]);
     out
+}
+
+/// Moves the first `n` spans of `r` (fewer than it holds) into a new `ResourceSpans`
+/// with the same resource; whole scopes move in one drain, the next one is cut.
+fn split_resource_front(r: &mut ResourceSpans, mut n: usize) -> ResourceSpans {
+    let mut whole = 0;
+    for s in &r.scope_spans {
+        if s.spans.len() > n {
+            break;
+        }
+        n -= s.spans.len();
+        whole += 1;
+    }
+    let mut scope_spans: Vec<ScopeSpans> = r.scope_spans.drain(..whole).collect();
+    if n > 0 {
+        if let Some(s) = r.scope_spans.first_mut() {
+            scope_spans.push(ScopeSpans {
+                scope: s.scope.clone(),
+                spans: s.spans.drain(..n).collect(),
+                schema_url: s.schema_url.clone(),
+            });
+        }
+    }
+    ResourceSpans {
+        resource: r.resource.clone(),
+        scope_spans,
+        schema_url: r.schema_url.clone(),
+    }
 }
 
 /// Appends `span` to `list`, reusing the last resource/scope entry when it is the same.

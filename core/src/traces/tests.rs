@@ -189,3 +189,21 @@ fn resource_count_without_decoding() {
     assert_eq!(t.resource_count(), 3);
     assert!(t.is_encoded());
 }
+
+#[test]
+fn split_across_resources_and_scopes_keeps_order() {
+    let mut two_scopes = resource("b", vec![span(2, 1), span(2, 2)]);
+    two_scopes.scope_spans.push(ScopeSpans {
+        scope: None,
+        spans: vec![span(2, 3), span(2, 4)],
+        schema_url: String::new(),
+    });
+    let mut t = Traces::new(vec![resource("a", vec![span(1, 1)]), two_scopes]);
+    let front = t.split_front(4).unwrap();
+    assert_eq!((front.span_count(), t.span_count()), (4, 1));
+    assert_eq!(
+        names(front),
+        ["span-1-1", "span-2-1", "span-2-2", "span-2-3"]
+    );
+    assert_eq!(names(t), ["span-2-4"]);
+}
