@@ -6,10 +6,12 @@
 pub mod component;
 pub mod config;
 pub mod consumer;
+pub mod exporter_helper;
 pub mod registry;
 pub mod service;
 pub mod storage;
 pub mod telemetry;
+pub mod tls;
 pub mod traces;
 
 pub use component::{

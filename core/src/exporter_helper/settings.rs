@@ -1,0 +1,86 @@
+//! Config of the exporter helper, with the collector's keys and defaults.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `sending_queue`: batches wait here for a consumer to send them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSettings {
+    /// Queue on (default true). Off: `consume` sends in the caller's task.
+    pub enabled: bool,
+    /// Concurrent senders (default 10).
+    pub num_consumers: usize,
+    /// Batches the queue holds (default 1000); a full queue is a retryable error.
+    pub queue_size: usize,
+    /// A directory: the queue lives on disk there and survives restarts.
+    pub storage: Option<PathBuf>,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            enabled: true,
+            num_consumers: 10,
+            queue_size: 1000,
+            storage: None,
+        }
+    }
+}
+
+/// `retry_on_failure`: exponential backoff for retryable errors.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    /// Retry on (default true).
+    pub enabled: bool,
+    /// First wait (default 5s).
+    #[serde(with = "crate::config::duration")]
+    pub initial_interval: Duration,
+    /// Longest wait (default 30s).
+    #[serde(with = "crate::config::duration")]
+    pub max_interval: Duration,
+    /// Give up after this long (default 300s; 0 = never).
+    #[serde(with = "crate::config::duration")]
+    pub max_elapsed_time: Duration,
+    /// Growth of the wait per attempt (default 1.5).
+    pub multiplier: f64,
+    /// Jitter: the wait is drawn from `[w*(1-f), w*(1+f)]` (default 0.5).
+    pub randomization_factor: f64,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            enabled: true,
+            initial_interval: Duration::from_secs(5),
+            max_interval: Duration::from_secs(30),
+            max_elapsed_time: Duration::from_secs(300),
+            multiplier: 1.5,
+            randomization_factor: 0.5,
+        }
+    }
+}
+
+/// Everything the helper needs, gathered from an exporter's config fields `timeout`,
+/// `sending_queue` and `retry_on_failure`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExporterHelperSettings {
+    /// Per-request timeout (the collector's default is 5s).
+    pub timeout: Duration,
+    /// `sending_queue`.
+    pub queue: QueueSettings,
+    /// `retry_on_failure`.
+    pub retry: RetrySettings,
+}
+
+impl Default for ExporterHelperSettings {
+    fn default() -> Self {
+        ExporterHelperSettings {
+            timeout: Duration::from_secs(5),
+            queue: QueueSettings::default(),
+            retry: RetrySettings::default(),
+        }
+    }
+}
