@@ -132,3 +132,126 @@ async fn sqlite_the_background_task_applies_retention_and_zero_keeps_everything(
     assert_eq!(keep.count("SELECT count(*) FROM spans").await, 1);
     keep.exporter.shutdown().await.unwrap();
 }
+
+/// A batch of `spans` under a resource with `resource_key` and a scope named `scope`
+/// carrying the attribute `scope.attr`.
+fn scoped(scope: &str, resource_key: &str, spans: Vec<Span>) -> teletrace_core::Traces {
+    use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+    teletrace_core::Traces::new(vec![ResourceSpans {
+        resource: Some(Resource {
+            attributes: vec![kv("service.name", s(scope)), kv(resource_key, s("x"))],
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            scope: Some(InstrumentationScope {
+                name: scope.to_string(),
+                version: "1.0".to_string(),
+                attributes: vec![kv("scope.attr", s(scope))],
+                ..Default::default()
+            }),
+            spans,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }])
+}
+
+async fn tag_names(store: &Store) -> Vec<String> {
+    store
+        .reader
+        .tags()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect()
+}
+
+#[tokio::test]
+async fn sqlite_retention_prunes_scopes_and_tags_no_span_uses_and_they_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), |c| c.retention = Duration::from_secs(3600)).await;
+    let now = now_ns();
+    let old = |id| {
+        span(
+            1,
+            id,
+            "old",
+            now - 2 * HOUR,
+            1_000,
+            vec![kv("old.only", s("v"))],
+        )
+    };
+    let fresh = |id| span(2, id, "new", now, 1_000, vec![kv("a", s("v"))]);
+    store
+        .exporter
+        .consume(scoped("old-lib", "old.res", vec![old(1), old(2)]))
+        .await
+        .unwrap();
+    store
+        .exporter
+        .consume(scoped("new-lib", "new.res", vec![fresh(10)]))
+        .await
+        .unwrap();
+    let before = tag_names(&store).await;
+    for name in ["span.attributes.old.only", "resource.attributes.old.res"] {
+        assert!(
+            before.iter().any(|t| t == name),
+            "{name} missing in {before:?}"
+        );
+    }
+    assert_eq!(store.count("SELECT count(*) FROM scopes").await, 2);
+
+    assert_eq!(store.exporter.enforce_retention().await.unwrap(), 2);
+    let after = tag_names(&store).await;
+    for name in ["span.attributes.old.only", "resource.attributes.old.res"] {
+        assert!(!after.iter().any(|t| t == name), "{name} left in {after:?}");
+    }
+    for name in [
+        "span.attributes.a",
+        "resource.attributes.new.res",
+        "scope.attributes.scope.attr",
+    ] {
+        assert!(after.iter().any(|t| t == name), "{name} lost: {after:?}");
+    }
+    assert_eq!(
+        store
+            .count("SELECT count(*) FROM scopes WHERE name = 'new-lib'")
+            .await,
+        1
+    );
+    assert_eq!(store.count("SELECT count(*) FROM scopes").await, 1);
+    assert_eq!(
+        store.count("SELECT count(*) FROM scope_attributes").await,
+        1
+    );
+
+    // The writer forgot the pruned entries: a new span with the key lists it again.
+    store
+        .exporter
+        .consume(scoped(
+            "old-lib",
+            "old.res",
+            vec![span(
+                3,
+                20,
+                "again",
+                now,
+                1_000,
+                vec![kv("old.only", s("w"))],
+            )],
+        ))
+        .await
+        .unwrap();
+    let again = tag_names(&store).await;
+    for name in ["span.attributes.old.only", "resource.attributes.old.res"] {
+        assert!(
+            again.iter().any(|t| t == name),
+            "{name} not listed again: {again:?}"
+        );
+    }
+    assert_eq!(store.count("SELECT count(*) FROM scopes").await, 2);
+    store.exporter.shutdown().await.unwrap();
+}

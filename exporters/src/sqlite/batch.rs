@@ -238,10 +238,8 @@ pub(crate) struct Prepared<'a> {
     pub spans: Vec<Bound>,
     /// Everything hanging off a span, for every span of the batch.
     pub children: Vec<(&'static str, Vec<Bound>)>,
-    /// New `attribute_keys` rows.
-    pub keys: Vec<Bound>,
-    /// The catalog entries `keys` adds, to remember once committed.
-    pub new_keys: Vec<KeyEntry>,
+    /// Every catalog entry (source, key, type) the batch uses.
+    pub batch_keys: Vec<KeyEntry>,
     spans_by_id: Vec<SpanRef<'a>>,
 }
 
@@ -526,34 +524,46 @@ pub(crate) fn prepare<'a>(
         ],
         spans: spans.into_statements(&specs.spans).map_err(encode_error)?,
         children: Vec::new(),
-        keys: Vec::new(),
-        new_keys: Vec::new(),
+        batch_keys: Vec::new(),
         spans_by_id: kept,
     };
     let (children, child_keys) = prepared.children_rows(specs, counters, None)?;
     prepared.children = children;
     attrs.keys.extend(child_keys);
 
-    // Catalog entries not stored yet.
-    let known = counters
-        .known_keys
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let mut keys = TableRows::default();
-    for (source, key, type_name) in attrs.keys {
-        let entry = (source, key.to_string(), type_name);
-        if !known.contains(&entry) {
-            keys.text(source.name());
-            keys.text(key);
-            keys.text(type_name);
-            prepared.new_keys.push(entry);
-        }
-    }
-    drop(known);
-    prepared.keys = keys
-        .into_statements(&specs.attribute_keys)
-        .map_err(encode_error)?;
+    prepared.batch_keys = attrs
+        .keys
+        .into_iter()
+        .map(|(source, key, type_name)| (source, key.to_string(), type_name))
+        .collect();
     Ok(prepared)
+}
+
+impl Prepared<'_> {
+    /// The `attribute_keys` statements for the entries of this batch not in `known`, and
+    /// those entries. Called with the writer lock held, so that retention (which prunes
+    /// the catalog and `known` under the same lock) cannot remove an entry between this
+    /// check and the commit.
+    pub(crate) fn catalog_rows(
+        &self,
+        specs: &Specs,
+        known: &HashSet<KeyEntry>,
+    ) -> Result<(Vec<Bound>, Vec<KeyEntry>), ConsumeError> {
+        let mut rows = TableRows::default();
+        let mut added = Vec::new();
+        for entry in &self.batch_keys {
+            if !known.contains(entry) {
+                rows.text(entry.0.name());
+                rows.text(entry.1.clone());
+                rows.text(entry.2);
+                added.push(entry.clone());
+            }
+        }
+        let statements = rows
+            .into_statements(&specs.attribute_keys)
+            .map_err(encode_error)?;
+        Ok((statements, added))
+    }
 }
 
 /// Rows of every table hanging off a span, grouped by table.

@@ -1,9 +1,13 @@
 //! Retention: deletes spans older than the configured age (by start time) with their
 //! attributes, resource links, events and links, in chunks so that ingestion interleaves.
 
+use super::batch::Counters;
 use super::writer::WriterConn;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::Connection as _;
+use sqlx::Row as _;
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -19,7 +23,12 @@ pub(crate) struct RetentionTask {
 
 impl RetentionTask {
     /// Starts the task; it first runs one `interval` after start.
-    pub(crate) fn spawn(writer: WriterConn, retention: Duration, interval: Duration) -> Self {
+    pub(crate) fn spawn(
+        writer: WriterConn,
+        counters: Arc<Counters>,
+        retention: Duration,
+        interval: Duration,
+    ) -> Self {
         let (stop, mut stopped) = watch::channel(false);
         let handle = tokio::spawn(async move {
             loop {
@@ -27,7 +36,7 @@ impl RetentionTask {
                     _ = tokio::time::sleep(interval) => {}
                     _ = stopped.changed() => return,
                 }
-                match run_once(&writer, retention).await {
+                match run_once(&writer, &counters, retention).await {
                     Ok(0) => {}
                     Ok(n) => {
                         tracing::info!(deleted_spans = n, "sqlite retention deleted old spans")
@@ -46,8 +55,13 @@ impl RetentionTask {
     }
 }
 
-/// Deletes every span that started more than `retention` ago. Returns the number deleted.
-pub(crate) async fn run_once(writer: &WriterConn, retention: Duration) -> Result<u64, sqlx::Error> {
+/// Deletes every span that started more than `retention` ago, then what no span uses any
+/// more (resources, scopes, segments, tag catalog entries). Returns the spans deleted.
+pub(crate) async fn run_once(
+    writer: &WriterConn,
+    counters: &Counters,
+    retention: Duration,
+) -> Result<u64, sqlx::Error> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -63,7 +77,22 @@ pub(crate) async fn run_once(writer: &WriterConn, retention: Duration) -> Result
         total += deleted;
         if deleted < CHUNK as u64 {
             if total > 0 {
-                delete_orphans(conn).await?;
+                // Still under the writer lock: no batch can be between its catalog check
+                // and its commit while entries leave the catalog.
+                let removed = delete_orphans(conn).await?;
+                if !removed.is_empty() {
+                    counters
+                        .known_keys
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .retain(|(source, key, type_name)| {
+                            !removed.contains(&(
+                                source.name().to_string(),
+                                key.clone(),
+                                type_name.to_string(),
+                            ))
+                        });
+                }
             }
             return Ok(total);
         }
@@ -120,8 +149,12 @@ async fn delete_chunk(conn: &mut SqliteConnection, cutoff: i64) -> Result<u64, s
     Ok(doomed)
 }
 
-/// Resources, resource attributes and segments no span points at any more.
-async fn delete_orphans(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+/// Deletes what no span points at any more: resources and their attributes, scopes and
+/// their attributes, segments, and tag catalog entries whose attribute rows are all gone.
+/// Returns the catalog entries removed, as (source, key, type).
+async fn delete_orphans(
+    conn: &mut SqliteConnection,
+) -> Result<HashSet<(String, String, String)>, sqlx::Error> {
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     for statement in [
         "DELETE FROM resource_set_members WHERE resource_set_id IN \
@@ -131,8 +164,35 @@ async fn delete_orphans(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> 
          WHERE m.resource_attribute_id = resource_attributes.resource_id)",
         "DELETE FROM segments WHERE NOT EXISTS \
          (SELECT 1 FROM spans AS s WHERE s.bucket = segments.bucket)",
+        // One scan of spans, whatever the number of scopes.
+        "DELETE FROM scopes WHERE id NOT IN (SELECT instrumentation_scope_id FROM spans)",
+        "DELETE FROM scope_attributes WHERE scope_id NOT IN (SELECT id FROM scopes)",
     ] {
         sqlx::query(statement).execute(&mut *tx).await?;
     }
-    tx.commit().await
+    // Span attributes are found per segment through their (bucket, key, ...) index.
+    let rows = sqlx::query(
+        "DELETE FROM attribute_keys AS k WHERE NOT (CASE k.source \
+         WHEN 'span' THEN EXISTS (SELECT 1 FROM segments AS g WHERE EXISTS \
+           (SELECT 1 FROM span_attributes AS a \
+            WHERE a.bucket = g.bucket AND a.key = k.key AND a.type = k.type)) \
+         WHEN 'resource' THEN EXISTS (SELECT 1 FROM resource_attributes AS a \
+           WHERE a.key = k.key AND a.type = k.type) \
+         WHEN 'scope' THEN EXISTS (SELECT 1 FROM scope_attributes AS a \
+           WHERE a.key = k.key AND a.type = k.type) \
+         WHEN 'event' THEN EXISTS (SELECT 1 FROM event_attributes AS a \
+           WHERE a.key = k.key AND a.type = k.type) \
+         WHEN 'link' THEN EXISTS (SELECT 1 FROM link_attributes AS a \
+           WHERE a.key = k.key AND a.type = k.type) \
+         ELSE 1 END) \
+         RETURNING source, key, type",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut removed = HashSet::new();
+    for row in rows {
+        removed.insert((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
+    }
+    tx.commit().await?;
+    Ok(removed)
 }

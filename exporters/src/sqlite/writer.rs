@@ -87,7 +87,7 @@ impl SqliteExporter {
         if self.config.retention.is_zero() {
             return Ok(0);
         }
-        super::retention::run_once(&self.writer, self.config.retention)
+        super::retention::run_once(&self.writer, &self.counters, self.config.retention)
             .await
             .map_err(|e| ComponentError::new(format!("sqlite retention failed: {e}")))
     }
@@ -202,9 +202,8 @@ async fn write_batch(
     let conn = guard
         .as_mut()
         .ok_or_else(|| ConsumeError::retryable("sqlite exporter is shut down"))?;
-    let new_keys = prepared.new_keys.clone();
     match write_prepared(conn, specs, counters, prepared, true).await {
-        Ok(()) => {
+        Ok(new_keys) => {
             counters
                 .known_keys
                 .lock()
@@ -220,14 +219,24 @@ async fn write_batch(
 }
 
 /// Writes a prepared batch in one transaction; commits when `commit`, rolls back
-/// otherwise (used to test spans one by one).
+/// otherwise (used to test spans one by one). Must be called with the writer lock held.
+/// Returns the catalog entries the batch added, for the caller to remember once committed.
 async fn write_prepared(
     conn: &mut SqliteConnection,
     specs: &Specs,
     counters: &Counters,
     mut prepared: Prepared<'_>,
     commit: bool,
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<batch::KeyEntry>, sqlx::Error> {
+    let (key_statements, new_keys) = {
+        let known = counters
+            .known_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        prepared
+            .catalog_rows(specs, &known)
+            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?
+    };
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     for (table, statements) in std::mem::take(&mut prepared.shared) {
         let spec = specs.by_table(table);
@@ -286,15 +295,17 @@ async fn write_prepared(
         .execute(&mut *tx)
         .await?;
     }
-    for bound in std::mem::take(&mut prepared.keys) {
+    for bound in key_statements {
         sqlx::query_with(specs.attribute_keys.sql(bound.rows), bound.args)
             .execute(&mut *tx)
             .await?;
     }
     if commit {
-        tx.commit().await
+        tx.commit().await?;
+        Ok(new_keys)
     } else {
-        tx.rollback().await
+        tx.rollback().await?;
+        Ok(Vec::new())
     }
 }
 
@@ -330,7 +341,7 @@ async fn find_refused_span(
                         )))
                     }
                     Err(e) => return Some(consume_error(&e)),
-                    Ok(()) => {}
+                    Ok(_) => {}
                 }
             }
         }
@@ -359,6 +370,7 @@ impl Lifecycle for SqliteExporter {
         if !self.config.retention.is_zero() {
             *self.retention.lock().await = Some(RetentionTask::spawn(
                 self.writer.clone(),
+                self.counters.clone(),
                 self.config.retention,
                 self.config.retention_check_interval,
             ));
