@@ -248,7 +248,7 @@ fn inconsistent_or_missing_randomness_follows_fail_closed() {
     ));
     // th:c but randomness 0x10...: the arriving threshold is a lie.
     let id = hex("ffffffffffffffffff10000000000000");
-    assert_eq!(closed.decide(&mut span(&id, "ot=th:c")).0, false);
+    assert!(!closed.decide(&mut span(&id, "ot=th:c")).0);
     let mut s = span(&id, "ot=th:c");
     assert!(open.decide(&mut s).0);
     assert_eq!(s.trace_state, "ot=th:0");

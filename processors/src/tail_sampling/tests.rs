@@ -443,9 +443,9 @@ async fn span_count_counts_spans_across_batches() {
 async fn rate_limiting_caps_spans_per_second() {
     tokio::time::pause();
     // Traces of 3 spans; budget 10 spans/s, kept while the total stays below 10.
-    let h = harness(&format!(
-        "decision_wait: 1s\npolicies:\n  - {{name: r, type: rate_limiting, rate_limiting: {{spans_per_second: 10}}}}"
-    ))
+    let h = harness(
+        "decision_wait: 1s\npolicies:\n  - {name: r, type: rate_limiting, rate_limiting: {spans_per_second: 10}}",
+    )
     .await;
     let three = |n| vec![span(n, 0, 1), span(n, 0, 1), span(n, 0, 1)];
     // One batch per trace, so they arrive (and are decided) in this order.
