@@ -22,6 +22,9 @@ fn test_config(kind: Kind, type_name: &str, dir: &std::path::Path) -> Option<ser
             "protocols: {grpc: {endpoint: 127.0.0.1:0}, http: {endpoint: 127.0.0.1:0}}".to_string()
         }
         (Kind::Exporter, "sqlite") => format!("path: {}", dir.join("conformance.db").display()),
+        (Kind::Processor, "tail_sampling") => {
+            "decision_wait: 1s\npolicies: [{name: all, type: always_sample}]".to_string()
+        }
         (Kind::Extension, "query") => format!(
             "endpoint: 127.0.0.1:0\nstorage: sqlite\nsystem_id_path: {}",
             dir.join("system-id").display()
@@ -35,6 +38,7 @@ fn test_config(kind: Kind, type_name: &str, dir: &std::path::Path) -> Option<ser
 fn required_keys(kind: Kind, type_name: &str) -> &'static [&'static str] {
     match (kind, type_name) {
         (Kind::Extension, "query") => &["storage"],
+        (Kind::Processor, "tail_sampling") => &["policies"],
         (Kind::Receiver, "otlp") => &["protocols"],
         (Kind::Exporter, "otlp")
         | (Kind::Exporter, "otlp_http")
