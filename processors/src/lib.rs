@@ -1,6 +1,13 @@
 //! Teletrace processors.
 
+pub mod attributes;
 pub mod batch;
+pub mod filter;
+pub mod matching;
+pub mod resource_detection;
+
+#[cfg(test)]
+mod test_util;
 
 /// Call from a distribution binary to make sure this crate, and so every component it
 /// registers, is linked.
