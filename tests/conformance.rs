@@ -22,7 +22,9 @@ fn test_config(kind: Kind, type_name: &str, dir: &std::path::Path) -> Option<ser
             "protocols: {grpc: {endpoint: 127.0.0.1:0}, http: {endpoint: 127.0.0.1:0}}".to_string()
         }
         (Kind::Exporter, "sqlite") => format!("path: {}", dir.join("conformance.db").display()),
-        (Kind::Processor, "attributes") => "actions: [{key: conformance, value: yes, action: upsert}]".to_string(),
+        (Kind::Processor, "attributes") => {
+            "actions: [{key: conformance, value: yes, action: upsert}]".to_string()
+        }
         (Kind::Extension, "query") => format!(
             "endpoint: 127.0.0.1:0\nstorage: sqlite\nsystem_id_path: {}",
             dir.join("system-id").display()

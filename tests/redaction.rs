@@ -50,7 +50,10 @@ fn overrides(name: &str) -> Vec<String> {
     .collect()
 }
 
-fn string_attr<'a>(span: &'a teletrace_core::proto::tonic::trace::v1::Span, key: &str) -> Option<&'a str> {
+fn string_attr<'a>(
+    span: &'a teletrace_core::proto::tonic::trace::v1::Span,
+    key: &str,
+) -> Option<&'a str> {
     span.attributes
         .iter()
         .find(|kv| kv.key == key)
@@ -119,13 +122,20 @@ async fn no_secret_reaches_the_exporter() {
     let spans = capture::spans(name);
 
     // Nothing secret anywhere in what the exporter got.
-    let everything = serde_json::to_string(&spans.iter().map(|(_, s)| s).collect::<Vec<_>>()).unwrap();
+    let everything =
+        serde_json::to_string(&spans.iter().map(|(_, s)| s).collect::<Vec<_>>()).unwrap();
     for secret in SECRETS.iter().chain(CARD_DIGITS.iter()) {
-        assert!(!everything.contains(secret), "{secret:?} reached the exporter: {everything}");
+        assert!(
+            !everything.contains(secret),
+            "{secret:?} reached the exporter: {everything}"
+        );
     }
     for key in ["authorization", "cookie", "set-cookie"] {
         assert!(
-            spans.iter().all(|(_, s)| s.attributes.iter().all(|kv| !kv.key.to_lowercase().ends_with(key))),
+            spans.iter().all(|(_, s)| s
+                .attributes
+                .iter()
+                .all(|kv| !kv.key.to_lowercase().ends_with(key))),
             "an attribute named like {key:?} survived"
         );
     }
@@ -136,7 +146,11 @@ async fn no_secret_reaches_the_exporter() {
     assert_eq!(string_attr(pay, "http.request.method"), Some("POST"));
     assert_eq!(string_attr(pay, "http.route"), Some("/pay"));
     assert_eq!(string_attr(pay, "user.email"), Some(email_hash.as_str()));
-    let insert = &spans.iter().find(|(_, s)| s.name == "INSERT payments").unwrap().1;
+    let insert = &spans
+        .iter()
+        .find(|(_, s)| s.name == "INSERT payments")
+        .unwrap()
+        .1;
     assert_eq!(string_attr(insert, "db.system"), Some("postgresql"));
     assert_eq!(string_attr(insert, "user.email"), Some(email_hash.as_str()));
     assert_eq!(

@@ -49,6 +49,59 @@ fn s(v: &str) -> Value {
     Value::StringValue(v.into())
 }
 
+const STATEMENT: &str =
+    "UPDATE cards SET last_used = now() WHERE number = '4111 1111 1111 1111' AND owner = 42";
+
+/// Span number `n` of the batch: every 10th is a health check, every 20th an error, and
+/// durations cycle from 0 to 1.8 s.
+fn span(n: u64) -> Span {
+    let name = if n.is_multiple_of(10) {
+        "GET /health".to_string()
+    } else {
+        format!("GET /api/items/{}", n % 50)
+    };
+    let start = 1_700_000_000_000_000_000 + n * 1_000;
+    Span {
+        trace_id: n.to_be_bytes().repeat(2),
+        span_id: n.to_be_bytes().to_vec(),
+        name,
+        kind: 2,
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + (n % 7) * 300_000_000,
+        status: Some(Status {
+            code: if n.is_multiple_of(20) { 2 } else { 0 },
+            message: String::new(),
+        }),
+        attributes: vec![
+            kv("http.request.method", s("GET")),
+            kv("http.route", s("/api/items/{id}")),
+            kv(
+                "http.response.status_code",
+                Value::IntValue(200 + (n % 5) as i64 * 100),
+            ),
+            kv(
+                "url.full",
+                s("https://shop.example.com/api/items/42?ref=home"),
+            ),
+            kv(
+                "http.request.header.authorization",
+                s("Bearer eyJhbGciOiJIUzI1NiJ9.e30.abc"),
+            ),
+            kv(
+                "http.request.header.cookie",
+                s("session=7f3c9a1e2b4d; theme=dark"),
+            ),
+            kv("user.email", s("alice@example.com")),
+            kv("db.system", s("postgresql")),
+            kv("db.statement", s(STATEMENT)),
+            kv("net.peer.port", Value::IntValue(5432)),
+            kv("thread.id", Value::IntValue(n as i64 % 16)),
+            kv("cache.hit", Value::BoolValue(n.is_multiple_of(2))),
+        ],
+        ..Default::default()
+    }
+}
+
 fn batch() -> Traces {
     let per_resource = SPANS / RESOURCES;
     let resource_spans = (0..RESOURCES)
@@ -63,33 +116,7 @@ fn batch() -> Traces {
             }),
             scope_spans: vec![ScopeSpans {
                 spans: (0..per_resource)
-                    .map(|i| {
-                        let n = (r * per_resource + i) as u64;
-                        Span {
-                            trace_id: n.to_be_bytes().repeat(2),
-                            span_id: n.to_be_bytes().to_vec(),
-                            name: if n % 10 == 0 { "GET /health".into() } else { format!("GET /api/items/{}", n % 50) },
-                            kind: 2,
-                            start_time_unix_nano: 1_700_000_000_000_000_000 + n * 1_000,
-                            end_time_unix_nano: 1_700_000_000_000_000_000 + n * 1_000 + (n % 7) * 300_000_000,
-                            status: Some(Status { code: if n % 20 == 0 { 2 } else { 0 }, message: String::new() }),
-                            attributes: vec![
-                                kv("http.request.method", s("GET")),
-                                kv("http.route", s("/api/items/{id}")),
-                                kv("http.response.status_code", Value::IntValue(200 + (n % 5) as i64 * 100)),
-                                kv("url.full", s("https://shop.example.com/api/items/42?ref=home")),
-                                kv("http.request.header.authorization", s("Bearer eyJhbGciOiJIUzI1NiJ9.e30.abc")),
-                                kv("http.request.header.cookie", s("session=7f3c9a1e2b4d; theme=dark")),
-                                kv("user.email", s("alice@example.com")),
-                                kv("db.system", s("postgresql")),
-                                kv("db.statement", s("UPDATE cards SET last_used = now() WHERE number = '4111 1111 1111 1111' AND owner = 42")),
-                                kv("net.peer.port", Value::IntValue(5432)),
-                                kv("thread.id", Value::IntValue(n as i64 % 16)),
-                                kv("cache.hit", Value::BoolValue(n % 2 == 0)),
-                            ],
-                            ..Default::default()
-                        }
-                    })
+                    .map(|i| span((r * per_resource + i) as u64))
                     .collect(),
                 ..Default::default()
             }],
@@ -138,39 +165,58 @@ fn main() {
     let redaction: AttributesConfig =
         parse_typed_config(&shipped["processors"]["attributes/redaction"])
             .expect("redaction config");
+    let attributes = |yaml: &str| -> Box<dyn Consumer> {
+        let config = parse::<AttributesConfig>(yaml);
+        Box::new(AttributesProcessor::new(&config, next.clone()).expect("attributes"))
+    };
+    let filter = |yaml: &str| -> Box<dyn Consumer> {
+        let config = parse::<FilterConfig>(yaml);
+        Box::new(
+            FilterProcessor::new("filter/bench", &config, &metrics, next.clone()).expect("filter"),
+        )
+    };
     let cases: Vec<(&str, Box<dyn Consumer>)> = vec![
         (
             "attributes: configs/redaction.yaml (delete by pattern, hash, replace_pattern)",
             Box::new(AttributesProcessor::new(&redaction, next.clone()).expect("attributes")),
         ),
         (
-            "attributes: insert + upsert + convert",
-            Box::new(AttributesProcessor::new(&parse::<AttributesConfig>(
-                "actions:\n  - {key: env, value: prod, action: insert}\n  - {key: tier, from_attribute: db.system, action: upsert}\n  - {key: http.response.status_code, converted_type: string, action: convert}\n",
-            ), next.clone()).expect("attributes")),
+            "attributes: insert + upsert from_attribute + convert",
+            attributes(
+                "actions:
+  - {key: env, value: prod, action: insert}
+  - {key: tier, from_attribute: db.system, action: upsert}
+  - {key: http.response.status_code, converted_type: string, action: convert}",
+            ),
         ),
         (
             "attributes: include regexp on services + span_names, then hash",
-            Box::new(AttributesProcessor::new(&parse::<AttributesConfig>(
-                "include: {match_type: regexp, services: ['^service-[0-4]$'], span_names: ['^GET /api']}\nactions:\n  - {key: user.email, action: hash}\n",
-            ), next.clone()).expect("attributes")),
+            attributes(
+                "include: {match_type: regexp, services: ['^service-[0-4]$'], span_names: ['^GET /api']}
+actions: [{key: user.email, action: hash}]",
+            ),
         ),
         (
             "filter: 3 OTTL conditions (drops ~25%)",
-            Box::new(FilterProcessor::new("filter/bench", &parse::<FilterConfig>(
-                "traces:\n  span:\n    - 'IsMatch(name, \"^GET /health\")'\n    - 'end_time - start_time > Duration(\"1.5s\")'\n    - 'resource.attributes[\"service.name\"] == \"service-9\" and status.code == STATUS_CODE_ERROR'\n",
-            ), &metrics, next.clone()).expect("filter")),
+            filter(
+                r#"traces:
+  span:
+    - 'IsMatch(name, "^GET /health")'
+    - 'end_time - start_time > Duration("1.5s")'
+    - 'resource.attributes["service.name"] == "service-9" and status.code == STATUS_CODE_ERROR'"#,
+            ),
         ),
         (
             "filter: 1 condition on an attribute (drops none)",
-            Box::new(FilterProcessor::new("filter/bench1", &parse::<FilterConfig>(
-                "traces: {span: ['attributes[\"http.response.status_code\"] >= 600']}",
-            ), &metrics, next.clone()).expect("filter")),
+            filter(r#"traces: {span: ['attributes["http.response.status_code"] >= 600']}"#),
         ),
         (
             "resource_detection: env + system, override",
             Box::new(ResourceDetectionProcessor::new(
-                parse::<ResourceDetectionConfig>("detectors: [env, system]\nsystem: {resource_attributes: {host.arch: {enabled: true}, os.description: {enabled: true}}}"),
+                parse::<ResourceDetectionConfig>(
+                    "detectors: [env, system]
+system: {resource_attributes: {host.arch: {enabled: true}, os.description: {enabled: true}}}",
+                ),
                 Arc::new(RealHost),
                 next.clone(),
             )),

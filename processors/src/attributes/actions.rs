@@ -74,6 +74,9 @@ pub struct Actions(Vec<Action>);
 
 type ConfigResult<T> = Result<T, (String, String)>;
 
+const SOURCES: &str = "\"value\", \"from_attribute\", \"from_context\"";
+const ACTIONS: &str = "insert, update, upsert, delete, hash, extract, convert, replace_pattern";
+
 fn err<T>(i: usize, key: &str, message: impl Into<String>) -> ConfigResult<T> {
     let path = if key.is_empty() {
         format!("actions[{i}]")
@@ -145,13 +148,14 @@ fn compile_one(i: usize, a: &ActionConfig) -> ConfigResult<Action> {
     match name.as_str() {
         "insert" | "update" | "upsert" => {
             if sources == 0 {
-                return err(i, "", format!("action {name:?} needs one of \"value\", \"from_attribute\" or \"from_context\""));
+                return err(i, "", format!("action {name:?} needs one of {SOURCES}"));
             }
             if sources > 1 {
-                return err(i, "", "only one of \"value\", \"from_attribute\" and \"from_context\" may be set");
+                return err(i, "", format!("only one of {SOURCES} may be set"));
             }
             if !a.pattern.is_empty() {
-                return err(i, "pattern", format!("action {name:?} does not use \"pattern\""));
+                let message = format!("action {name:?} does not use \"pattern\"");
+                return err(i, "pattern", message);
             }
             no_converted_type()?;
             let source = match value {
@@ -167,7 +171,9 @@ fn compile_one(i: usize, a: &ActionConfig) -> ConfigResult<Action> {
         }
         "delete" | "hash" => {
             if value.is_some() || !a.from_attribute.is_empty() {
-                return err(i, "", format!("action {name:?} does not use \"value\" or \"from_attribute\""));
+                let message =
+                    format!("action {name:?} does not use \"value\" or \"from_attribute\"");
+                return err(i, "", message);
             }
             no_converted_type()?;
             let pattern = if a.pattern.is_empty() {
@@ -183,10 +189,14 @@ fn compile_one(i: usize, a: &ActionConfig) -> ConfigResult<Action> {
         }
         "extract" => {
             if sources > 0 {
-                return err(i, "", "action \"extract\" does not use \"value\", \"from_attribute\" or \"from_context\"");
+                return err(i, "", format!("action \"extract\" does not use {SOURCES}"));
             }
             if a.pattern.is_empty() {
-                return err(i, "pattern", "missing required field for action \"extract\"");
+                return err(
+                    i,
+                    "pattern",
+                    "missing required field for action \"extract\"",
+                );
             }
             no_converted_type()?;
             let regex = compile_regex(i, &a.pattern)?;
@@ -199,19 +209,24 @@ fn compile_one(i: usize, a: &ActionConfig) -> ConfigResult<Action> {
                 return err(i, "pattern", "contains no named matcher groups");
             }
             if names.iter().any(String::is_empty) {
-                return err(i, "pattern", "contains at least one unnamed matcher group; all groups must be named");
+                let message = "contains an unnamed matcher group; all groups must be named";
+                return err(i, "pattern", message);
             }
             Ok(Action::Extract { key, regex, names })
         }
         "convert" => {
             if sources > 0 || !a.pattern.is_empty() {
-                return err(i, "", "action \"convert\" does not use value sources or \"pattern\"");
+                let message = format!("action \"convert\" does not use {SOURCES} or \"pattern\"");
+                return err(i, "", message);
             }
             let to = match a.converted_type.as_str() {
                 "int" => ConvertTo::Int,
                 "double" => ConvertTo::Double,
                 "string" => ConvertTo::String,
-                "" => return err(i, "converted_type", "missing required field for action \"convert\""),
+                "" => {
+                    let message = "missing required field for action \"convert\"";
+                    return err(i, "converted_type", message);
+                }
                 other => {
                     return err(
                         i,
@@ -224,15 +239,21 @@ fn compile_one(i: usize, a: &ActionConfig) -> ConfigResult<Action> {
         }
         "replace_pattern" => {
             if !a.from_attribute.is_empty() || !a.from_context.is_empty() {
-                return err(i, "", "action \"replace_pattern\" does not use \"from_attribute\" or \"from_context\"");
+                let message = "action \"replace_pattern\" does not use \"from_attribute\" or \"from_context\"";
+                return err(i, "", message);
             }
             if a.pattern.is_empty() {
-                return err(i, "pattern", "missing required field for action \"replace_pattern\"");
+                let message = "missing required field for action \"replace_pattern\"";
+                return err(i, "pattern", message);
             }
             no_converted_type()?;
             let replacement = match &value.and_then(|v| v.value) {
                 Some(Value::StringValue(s)) => s.clone(),
-                _ => return err(i, "value", "action \"replace_pattern\" needs the replacement string in \"value\""),
+                _ => {
+                    let message =
+                        "action \"replace_pattern\" needs the replacement string in \"value\"";
+                    return err(i, "value", message);
+                }
             };
             Ok(Action::ReplacePattern {
                 key,
@@ -243,7 +264,7 @@ fn compile_one(i: usize, a: &ActionConfig) -> ConfigResult<Action> {
         other => err(
             i,
             "action",
-            format!("unsupported action {other:?}: expected insert, update, upsert, delete, hash, extract, convert or replace_pattern"),
+            format!("unsupported action {other:?}: expected one of {ACTIONS}"),
         ),
     }
 }

@@ -30,7 +30,7 @@ enum Rule {
     /// Drop a span when any condition is true.
     Conditions(Vec<Condition>),
     /// Keep a span only when the selector selects it.
-    Legacy(SpanSelector),
+    Legacy(Box<SpanSelector>),
     /// Keep everything.
     None,
 }
@@ -54,7 +54,7 @@ impl FilterProcessor {
         next: ConsumerRef,
     ) -> Result<Self, ComponentError> {
         let rule = if let Some(spans) = &config.spans {
-            Rule::Legacy(
+            Rule::Legacy(Box::new(
                 SpanSelector::new(spans.include.as_ref(), spans.exclude.as_ref()).map_err(
                     |(path, message)| {
                         ComponentError::new(format!(
@@ -63,7 +63,7 @@ impl FilterProcessor {
                         ))
                     },
                 )?,
-            )
+            ))
         } else if config.traces.span.is_empty() {
             Rule::None
         } else {

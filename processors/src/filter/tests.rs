@@ -123,3 +123,33 @@ fn config_errors_show_the_condition_and_column() {
     assert_eq!(parse("").unwrap().error_mode, ErrorMode::Propagate);
     assert!(parse("error_mode: silent\nlogs: {log_record: []}").is_ok());
 }
+
+#[test]
+fn the_service_config_error_names_the_component_condition_and_column() {
+    let yaml = r#"
+processors:
+  filter:
+    traces:
+      span:
+        - 'name == "a"'
+        - 'kind == SPAN_KIND_SERVR'
+service:
+  pipelines:
+    traces:
+      processors: [filter]
+"#;
+    let raw = teletrace_core::config::load_merged(
+        &[teletrace_core::config::ConfigSource::Embedded {
+            name: "test".into(),
+            text: yaml.into(),
+        }],
+        &[],
+        &|_| None,
+    )
+    .unwrap();
+    let e = teletrace_core::config::resolve(&raw).err().expect("refused").to_string();
+    assert!(
+        e.contains("processors::filter::traces::span[1]: at column 9: unknown enum `SPAN_KIND_SERVR`"),
+        "{e}"
+    );
+}

@@ -27,7 +27,7 @@ pub fn parse_condition(text: &str) -> Result<Condition, ParseError> {
     let tokens = tokenize(text).map_err(|(column, message)| ParseError { column, message })?;
     let mut p = Parser { tokens, pos: 0 };
     let node = p.or()?;
-    let condition = p.into_condition(node)?;
+    let condition = p.as_condition(node)?;
     if p.peek() != &Token::End {
         return p.fail(format!(
             "expected `and`, `or` or the end of the condition, found {}",
@@ -88,7 +88,7 @@ impl Parser {
         }
     }
 
-    fn into_condition(&self, node: Node) -> Result<Condition, ParseError> {
+    fn as_condition(&self, node: Node) -> Result<Condition, ParseError> {
         match node {
             Node::Condition(c) => Ok(c),
             Node::Value(Operand::Condition(c)) => Ok(*c),
@@ -105,11 +105,11 @@ impl Parser {
         if !self.is_keyword("or") {
             return Ok(first);
         }
-        let mut parts = vec![self.into_condition(first)?];
+        let mut parts = vec![self.as_condition(first)?];
         while self.is_keyword("or") {
             self.next();
             let node = self.and()?;
-            parts.push(self.into_condition(node)?);
+            parts.push(self.as_condition(node)?);
         }
         Ok(Node::Condition(Condition::Or(parts)))
     }
@@ -119,11 +119,11 @@ impl Parser {
         if !self.is_keyword("and") {
             return Ok(first);
         }
-        let mut parts = vec![self.into_condition(first)?];
+        let mut parts = vec![self.as_condition(first)?];
         while self.is_keyword("and") {
             self.next();
             let node = self.not()?;
-            parts.push(self.into_condition(node)?);
+            parts.push(self.as_condition(node)?);
         }
         Ok(Node::Condition(Condition::And(parts)))
     }
@@ -133,7 +133,7 @@ impl Parser {
             self.next();
             let node = self.not()?;
             return Ok(Node::Condition(Condition::Not(Box::new(
-                self.into_condition(node)?,
+                self.as_condition(node)?,
             ))));
         }
         self.comparison()
