@@ -25,6 +25,9 @@ fn test_config(kind: Kind, type_name: &str, dir: &std::path::Path) -> Option<ser
         (Kind::Processor, "tail_sampling") => {
             "decision_wait: 1s\npolicies: [{name: all, type: always_sample}]".to_string()
         }
+        (Kind::Processor, "attributes") => {
+            "actions: [{key: conformance, value: yes, action: upsert}]".to_string()
+        }
         (Kind::Extension, "query") => format!(
             "endpoint: 127.0.0.1:0\nstorage: sqlite\nsystem_id_path: {}",
             dir.join("system-id").display()
@@ -40,6 +43,7 @@ fn required_keys(kind: Kind, type_name: &str) -> &'static [&'static str] {
         (Kind::Extension, "query") => &["storage"],
         (Kind::Processor, "tail_sampling") => &["policies"],
         (Kind::Receiver, "otlp") => &["protocols"],
+        (Kind::Processor, "attributes") => &["actions"],
         (Kind::Exporter, "otlp")
         | (Kind::Exporter, "otlp_http")
         | (Kind::Exporter, "elasticsearch") => &["endpoint"],
