@@ -246,12 +246,16 @@ fn sample(n: usize, seed: u8) -> Vec<ResourceSpans> {
         Span {
             trace_id: trace_id.to_vec(),
             span_id,
-            trace_state: if i % 2 == 0 {
+            trace_state: if i.is_multiple_of(2) {
                 "k=v".into()
             } else {
                 String::new()
             },
-            parent_span_id: if i % 4 == 0 { vec![] } else { vec![9; 8] },
+            parent_span_id: if i.is_multiple_of(4) {
+                vec![]
+            } else {
+                vec![9; 8]
+            },
             name: format!("GET /items/{i} \"quoted\"\n"),
             kind: span::SpanKind::Server as i32,
             start_time_unix_nano: start,
@@ -260,7 +264,7 @@ fn sample(n: usize, seed: u8) -> Vec<ResourceSpans> {
                 kv("http.method", s("GET")),
                 kv("http.status_code", V::IntValue(200 + i as i64)),
                 kv("ratio", V::DoubleValue(1.0)),
-                kv("ok", V::BoolValue(i % 2 == 0)),
+                kv("ok", V::BoolValue(i.is_multiple_of(2))),
                 kv("raw", V::BytesValue(vec![0, 1, 254, 255])),
                 kv(
                     "list",
@@ -923,7 +927,9 @@ fn bad_configs_are_refused_with_their_key() {
         assert!(err.contains(key), "{yaml}: {err}");
     }
     if std::env::var_os("ELASTICSEARCH_URL").is_none() {
-        let err = parse("traces_index: x").err().expect("no endpoint");
+        let Err(err) = parse("traces_index: x") else {
+            panic!("a config without endpoint was accepted");
+        };
         assert!(err.contains("endpoint"), "{err}");
     }
 }

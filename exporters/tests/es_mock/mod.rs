@@ -483,7 +483,7 @@ fn parse_ndjson(body: &[u8]) -> Result<Vec<(String, String, String, Value)>, Str
     }
     let text = std::str::from_utf8(body).map_err(|e| format!("not UTF-8: {e}"))?;
     let lines: Vec<&str> = text[..text.len() - 1].split('\n').collect();
-    if lines.len() % 2 != 0 {
+    if !lines.len().is_multiple_of(2) {
         return Err(format!(
             "{} lines: an action without a document",
             lines.len()
