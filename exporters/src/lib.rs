@@ -1,6 +1,8 @@
 //! Teletrace exporters.
 
 pub mod debug;
+#[cfg(feature = "elasticsearch")]
+pub mod elasticsearch;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
