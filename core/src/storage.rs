@@ -211,4 +211,174 @@ pub trait TraceReader: Send + Sync {
         filters: &[KeyValueFilter],
         statistics: &[Statistic],
     ) -> Result<BTreeMap<Statistic, f64>, StorageError>;
+
+    /// Every `service.name` among stored spans, sorted.
+    async fn services(&self) -> Result<Vec<String>, StorageError> {
+        Err(unsupported("listing services"))
+    }
+
+    /// The distinct (span name, span kind) pairs of `service`'s spans, sorted; only
+    /// those of kind `span_kind` when given.
+    async fn operations(
+        &self,
+        service: &str,
+        span_kind: Option<i32>,
+    ) -> Result<Vec<Operation>, StorageError> {
+        let _ = (service, span_kind);
+        Err(unsupported("listing operations"))
+    }
+
+    /// IDs of the traces holding spans that match `query`, the trace with the most
+    /// recent matching span first, at most `query.limit`.
+    async fn find_trace_ids(&self, query: &TraceQuery) -> Result<Vec<[u8; 16]>, StorageError> {
+        let _ = query;
+        Err(unsupported("trace search"))
+    }
+
+    /// Service call edges among spans starting in `timeframe` (see [`DependencyLink`]),
+    /// sorted by parent then child.
+    async fn dependencies(
+        &self,
+        timeframe: Timeframe,
+    ) -> Result<Vec<DependencyLink>, StorageError> {
+        let _ = timeframe;
+        Err(unsupported("service dependencies"))
+    }
+
+    /// RED metrics (see [`MetricsQuery`]), groups sorted by service then operation.
+    async fn service_metrics(
+        &self,
+        query: &MetricsQuery<'_>,
+    ) -> Result<Vec<MetricsGroup>, StorageError> {
+        let _ = query;
+        Err(unsupported("service metrics"))
+    }
+}
+
+/// A Jaeger-style trace search: spans matching every given condition are found, and the
+/// traces they belong to are returned, most recent match first.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TraceQuery {
+    /// `service.name` of the span's resource, when given.
+    pub service: Option<String>,
+    /// Span name, when given.
+    pub operation: Option<String>,
+    /// Tags that must all match, compared as text. A tag matches an attribute of the
+    /// span, of its resource or of one of its events with that key and value; the Jaeger
+    /// tags the OTLP translation derives also match: `error` (`true` on status Error),
+    /// `span.kind` (`server`, ...), `otel.status_code` (`OK`, `ERROR`),
+    /// `otel.status_description`, `otel.scope.name` and `otel.scope.version`.
+    pub tags: Vec<(String, String)>,
+    /// Spans starting in this range.
+    pub timeframe: Timeframe,
+    /// Shortest duration in ns, inclusive.
+    pub min_duration_ns: Option<u64>,
+    /// Longest duration in ns, inclusive.
+    pub max_duration_ns: Option<u64>,
+    /// Most traces returned.
+    pub limit: usize,
+}
+
+/// An operation (span name) of a service and the span kind it was seen with.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Operation {
+    /// Span name.
+    pub name: String,
+    /// OTLP span kind (0 unspecified, 1 internal, 2 server, 3 client, 4 producer,
+    /// 5 consumer).
+    pub span_kind: i32,
+}
+
+/// A call edge between two services: spans of `child` whose parent span (in the same
+/// trace) belongs to `parent`, a different service.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DependencyLink {
+    /// The calling service (the parent span's `service.name`).
+    pub parent: String,
+    /// The called service (the child span's `service.name`).
+    pub child: String,
+    /// Number of such child spans.
+    pub call_count: u64,
+    /// How many of them have status Error.
+    pub error_count: u64,
+}
+
+/// What [`TraceReader::service_metrics`] computes: RED metrics of entry spans (kind
+/// Server or Consumer, and root spans of any kind) starting in `timeframe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsQuery<'a> {
+    /// Spans starting in this range.
+    pub timeframe: Timeframe,
+    /// Width of each time bucket of the series, in ns (> 0). Bucket `i` starts at
+    /// `timeframe.start_ns + i * step_ns`.
+    pub step_ns: u64,
+    /// `None`: one group per service. `Some(s)`: one group per operation of service `s`.
+    pub service: Option<&'a str>,
+}
+
+/// Count, errors and exact (nearest-rank) duration percentiles of a set of spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RedSummary {
+    /// Number of spans.
+    pub count: u64,
+    /// Spans with status Error.
+    pub error_count: u64,
+    /// Median duration, ns.
+    pub p50_ns: u64,
+    /// 95th percentile duration, ns.
+    pub p95_ns: u64,
+    /// 99th percentile duration, ns.
+    pub p99_ns: u64,
+}
+
+impl RedSummary {
+    /// The summary of `durations` (sorted in place) of which `errors` had status Error.
+    /// Percentiles are nearest-rank: the smallest value with at least p of the values at
+    /// or below it; all zero when `durations` is empty.
+    pub fn from_durations(durations: &mut [u64], errors: u64) -> Self {
+        durations.sort_unstable();
+        let n = durations.len();
+        let rank = |p: f64| -> u64 {
+            if n == 0 {
+                return 0;
+            }
+            // ceil(p * n), computed in integers to avoid float rounding (p in percent).
+            let percent = (p * 100.0).round() as usize;
+            let r = (percent * n).div_ceil(100).clamp(1, n);
+            durations[r - 1]
+        };
+        RedSummary {
+            count: n as u64,
+            error_count: errors,
+            p50_ns: rank(0.50),
+            p95_ns: rank(0.95),
+            p99_ns: rank(0.99),
+        }
+    }
+}
+
+/// One time bucket of a [`MetricsGroup`]'s series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsPoint {
+    /// Start of the bucket, ns since the epoch.
+    pub time_ns: u64,
+    /// The bucket's spans.
+    pub summary: RedSummary,
+}
+
+/// RED metrics of one service (or one operation of a service).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsGroup {
+    /// `service.name`.
+    pub service: String,
+    /// Span name, when grouping by operation.
+    pub operation: Option<String>,
+    /// Over the whole timeframe.
+    pub summary: RedSummary,
+    /// Per bucket, in time order; buckets without spans are left out.
+    pub series: Vec<MetricsPoint>,
+}
+
+fn unsupported(what: &str) -> StorageError {
+    StorageError::Backend(format!("this storage does not support {what}"))
 }

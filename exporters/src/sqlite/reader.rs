@@ -16,8 +16,9 @@ use sqlx::{Row as _, Sqlite};
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use teletrace_core::storage::{
-    KeyValueFilter, SearchRequest, SearchResponse, Statistic, StorageError, StoredSpan, TagInfo,
-    TagValueCount, Timeframe, TraceReader,
+    DependencyLink, KeyValueFilter, MetricsGroup, MetricsQuery, Operation, SearchRequest,
+    SearchResponse, Statistic, StorageError, StoredSpan, TagInfo, TagValueCount, Timeframe,
+    TraceQuery, TraceReader,
 };
 
 /// The read pool, filled in when the exporter starts. The reader exists from the moment
@@ -119,5 +120,40 @@ impl TraceReader for SqliteReader {
     ) -> Result<BTreeMap<Statistic, f64>, StorageError> {
         let mut conn = self.conn().await?;
         query::tag_statistics(&mut conn, tag, timeframe, filters, statistics).await
+    }
+
+    async fn services(&self) -> Result<Vec<String>, StorageError> {
+        let mut conn = self.conn().await?;
+        query::services::services(&mut conn).await
+    }
+
+    async fn operations(
+        &self,
+        service: &str,
+        span_kind: Option<i32>,
+    ) -> Result<Vec<Operation>, StorageError> {
+        let mut conn = self.conn().await?;
+        query::services::operations(&mut conn, service, span_kind).await
+    }
+
+    async fn find_trace_ids(&self, query: &TraceQuery) -> Result<Vec<[u8; 16]>, StorageError> {
+        let mut conn = self.conn().await?;
+        query::find_trace_ids(&mut conn, query).await
+    }
+
+    async fn dependencies(
+        &self,
+        timeframe: Timeframe,
+    ) -> Result<Vec<DependencyLink>, StorageError> {
+        let mut conn = self.conn().await?;
+        query::dependencies(&mut conn, timeframe).await
+    }
+
+    async fn service_metrics(
+        &self,
+        query: &MetricsQuery<'_>,
+    ) -> Result<Vec<MetricsGroup>, StorageError> {
+        let mut conn = self.conn().await?;
+        query::service_metrics(&mut conn, query).await
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod api_v1;
 pub mod config;
+pub mod jaeger;
 pub mod model;
 pub mod server;
 pub mod system_id;

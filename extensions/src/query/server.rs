@@ -39,7 +39,8 @@ const ALWAYS_ALLOWED_HEADERS: [HeaderName; 6] = [
 /// the web UI can replace the fallback with a `fallback_service` serving `/`.
 pub fn router(state: ApiState, cors: Option<&CorsConfig>) -> Router {
     let app = Router::new()
-        .merge(api_v1::routes(state))
+        .merge(api_v1::routes(state.clone()))
+        .merge(super::jaeger::routes(state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(

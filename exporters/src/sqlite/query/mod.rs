@@ -8,7 +8,14 @@ pub(crate) mod tag;
 pub(crate) mod token;
 
 mod aggregate;
+mod dependencies;
+mod metrics;
 mod search;
+pub(crate) mod services;
+mod traces;
 
 pub(crate) use aggregate::{tag_statistics, tag_values};
+pub(crate) use dependencies::dependencies;
+pub(crate) use metrics::service_metrics;
 pub(crate) use search::search;
+pub(crate) use traces::find_trace_ids;

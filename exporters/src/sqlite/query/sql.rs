@@ -88,6 +88,14 @@ impl Sql {
             .await
     }
 
+    /// Runs the statement and streams its rows (so a caller can stop early).
+    pub(crate) fn fetch<'c>(
+        &'c self,
+        conn: &'c mut SqliteConnection,
+    ) -> Result<futures::stream::BoxStream<'c, Result<SqliteRow, sqlx::Error>>, sqlx::Error> {
+        Ok(sqlx::query_with(&self.text, self.arguments()?).fetch(conn))
+    }
+
     /// Runs the statement and returns its first row, if any.
     pub(crate) async fn fetch_optional(
         &self,
