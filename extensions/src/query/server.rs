@@ -40,6 +40,7 @@ const ALWAYS_ALLOWED_HEADERS: [HeaderName; 6] = [
 pub fn router(state: ApiState, cors: Option<&CorsConfig>) -> Router {
     let app = Router::new()
         .merge(api_v1::routes(state))
+        .merge(super::ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(
