@@ -11,7 +11,9 @@
 mod common;
 
 use common::otlp::{provider, Transport};
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _};
+use opentelemetry::trace::{
+    Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _,
+};
 use opentelemetry::KeyValue;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
@@ -187,7 +189,7 @@ async fn send_checkout_trace(grpc: String, http: String) -> String {
             .with_attributes([KeyValue::new("db.system.name", "sqlite")])
             .start_with_context(&bt, &pay_cx);
         std::thread::sleep(Duration::from_millis(3));
-        opentelemetry::trace::Span::end(&mut db);
+        db.end();
         pay_cx.span().set_status(Status::error("payment declined"));
         pay_cx.span().end();
         client_cx.span().end();
@@ -219,7 +221,9 @@ fn attr(key: &str, value: any_value::Value) -> PbKeyValue {
 /// Sends a trace of `BIG_TRACE_SPANS` spans (a tree ten wide, four deep, every 7th span
 /// with an event and every 97th failing) over raw OTLP/HTTP; returns its trace ID.
 async fn send_big_trace(http_endpoint: &str) -> String {
-    let trace_id: [u8; 16] = *b"\x4b\x1d\x00\x00big-trace-10k\x01";
+    let mut trace_id = [0u8; 16];
+    trace_id[..8].copy_from_slice(&now_ns().to_be_bytes());
+    trace_id[8..].copy_from_slice(b"big-10k!");
     let span_id = |i: usize| -> Vec<u8> { ((i as u64) + 1).to_be_bytes().to_vec() };
     // Two minutes ago, so that the SDK's spans are the newest in searches.
     let start = now_ns() - 120_000_000_000;
@@ -393,6 +397,10 @@ async fn browser_searches_opens_traces_and_renders_a_10k_span_trace() {
         "ok span details show attributes and events",
         "ok download is OTLP/JSON",
         "ok 10000-span trace renders virtualized",
+        "ok filter builder filters",
+        "ok custom range searches that range",
+        "ok live mode refreshes",
+        "ok waterfall keyboard: collapse, expand, select",
     ] {
         assert!(stdout.contains(check), "missing {check:?} in:\n{stdout}");
     }

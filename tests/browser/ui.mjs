@@ -62,6 +62,11 @@ try {
   const rows = await page.$$eval('table.results tbody tr', (r) => r.length);
   check(points === rows, `scatter has ${points} points for ${rows} rows`);
   await page.waitForSelector('.facet[data-key="resource.attributes.service.name"] button.facet-value');
+  await page.focus('table.results tbody tr[tabindex="0"]');
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('ArrowUp');
+  check(await page.evaluate(() => document.activeElement.sectionRowIndex) === 1, 'arrow keys do not move between rows');
   await page.screenshot({ path: join(shots, 'search.png') });
   ok("search finds the preset's spans", `${rows} rows on the first page`);
 
@@ -113,7 +118,32 @@ try {
   check((await rowTexts(page, 3))[0] === 'GET /checkout', 'the builder filter did not find GET /checkout');
   ok('filter builder filters');
 
-  // --- Keyboard: arrow keys move in the table, Enter opens the trace.
+  // --- Custom range: a range with no spans finds none, and lands in the URL.
+  await page.goto(`${base}/search?range=1h`);
+  await page.waitForFunction(() => document.querySelectorAll('table.results tbody tr').length > 0);
+  await page.selectOption('#range', 'custom');
+  await page.fill('#from', '2001-01-01T00:00');
+  await page.fill('#to', '2001-01-02T00:00');
+  await page.click('form.toolbar button[type=submit]');
+  await page.waitForFunction(() => location.search.includes('range=custom') && document.querySelector('#summary')?.textContent === '0 spans');
+  ok('custom range searches that range');
+
+  // --- Live mode searches again by itself.
+  await page.goto(`${base}/search?range=15m&live=1`);
+  await page.waitForFunction(() => document.querySelectorAll('table.results tbody tr').length > 0);
+  let searches = 0;
+  const count = (r) => { if (r.url().endsWith('/v1/search')) searches++; };
+  page.on('request', count);
+  await page.waitForTimeout(6500);
+  page.off('request', count);
+  check(searches >= 1, 'live mode did not search again');
+  check(await page.isChecked('#live'), 'live box unchecked');
+  ok('live mode refreshes', `${searches} searches in 6.5 s`);
+
+  // --- Keyboard: Enter on a result row opens its trace.
+  await page.goto(`${base}/search?range=1h&f=${encodeURIComponent(JSON.stringify(['span.attributes.http.route', 'equals', '/checkout']))}`);
+  await page.waitForFunction(() => document.querySelectorAll('table.results tbody tr').length === 1);
+  // (focus the row)
   await page.focus('table.results tbody tr');
   await page.keyboard.press('Enter');
   await page.waitForURL(/\/trace\//);

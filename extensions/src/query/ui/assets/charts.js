@@ -3,7 +3,8 @@
 
 import { el, fmtClock, fmtDuration } from './util.js';
 
-const W = 800;
+const WIDE = 800;
+const NARROW = 480;
 const PAD = { left: 64, right: 12, top: 10, bottom: 26 };
 
 /** About `count` round tick values covering [min, max]. */
@@ -17,7 +18,7 @@ export function ticks(min, max, count = 5) {
   return out;
 }
 
-function axes(svg, x0, x1, y0, y1, h, yFormat) {
+function axes(svg, x0, x1, y0, y1, h, yFormat, W) {
   const xs = (x) => PAD.left + ((x - x0) / (x1 - x0 || 1)) * (W - PAD.left - PAD.right);
   const ys = (y) => h - PAD.bottom - ((y - y0) / (y1 - y0 || 1)) * (h - PAD.top - PAD.bottom);
   const g = el('svg:g', { class: 'axis', 'aria-hidden': 'true' });
@@ -25,7 +26,7 @@ function axes(svg, x0, x1, y0, y1, h, yFormat) {
     g.append(el('svg:line', { x1: PAD.left, x2: W - PAD.right, y1: ys(t), y2: ys(t), class: 'grid' }));
     g.append(el('svg:text', { x: PAD.left - 6, y: ys(t) + 4, 'text-anchor': 'end' }, yFormat(t)));
   }
-  for (const t of ticks(x0, x1, 6)) {
+  for (const t of ticks(x0, x1, W > 600 ? 6 : 4)) {
     g.append(el('svg:text', { x: xs(t), y: h - 8, 'text-anchor': 'middle' }, fmtClock(t, x1 - x0)));
   }
   g.append(el('svg:line', { x1: PAD.left, x2: W - PAD.right, y1: h - PAD.bottom, y2: h - PAD.bottom, class: 'base' }));
@@ -38,11 +39,12 @@ function axes(svg, x0, x1, y0, y1, h, yFormat) {
  * Points are buttons: a click or Enter opens them.
  */
 export function scatter(points, x0, x1, { height = 180, title = 'Duration over time' } = {}) {
+  const W = WIDE;
   const svg = el('svg:svg', { viewBox: `0 0 ${W} ${height}`, class: 'chart scatter', role: 'img', 'aria-label': `${title}: ${points.length} spans` });
   let ymax = 0;
   for (const p of points) ymax = Math.max(ymax, p.y);
   const ytop = ticks(0, ymax || 1, 4).at(-1) || 1;
-  const { xs, ys } = axes(svg, x0, x1, 0, Math.max(ytop, ymax || 1), height, fmtDuration);
+  const { xs, ys } = axes(svg, x0, x1, 0, Math.max(ytop, ymax || 1), height, fmtDuration, W);
   const g = el('svg:g', { class: 'points' });
   for (const p of points) {
     const c = el('svg:circle', {
@@ -61,14 +63,15 @@ export function scatter(points, x0, x1, { height = 180, title = 'Duration over t
  * A line chart of `lines` ({name, cls, values: [[x ms, y]]}) with a legend; `yFormat`
  * writes the y axis.
  */
-export function lineChart(lines, x0, x1, yFormat, { height = 160, title = '' } = {}) {
+export function lineChart(lines, x0, x1, yFormat, { height = 170, title = '' } = {}) {
+  const W = NARROW;
   const wrap = el('figure', { class: 'linechart' });
   if (title) wrap.append(el('figcaption', {}, title));
   const svg = el('svg:svg', { viewBox: `0 0 ${W} ${height}`, class: 'chart', role: 'img', 'aria-label': title });
   let ymax = 0;
   for (const l of lines) for (const [, y] of l.values) if (Number.isFinite(y)) ymax = Math.max(ymax, y);
   const ytop = ticks(0, ymax || 1, 4).at(-1) || 1;
-  const { xs, ys } = axes(svg, x0, x1, 0, Math.max(ytop, ymax || 1), height, yFormat);
+  const { xs, ys } = axes(svg, x0, x1, 0, Math.max(ytop, ymax || 1), height, yFormat, W);
   for (const l of lines) {
     const pts = l.values.filter(([, y]) => Number.isFinite(y));
     if (!pts.length) continue;

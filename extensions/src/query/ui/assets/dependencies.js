@@ -42,10 +42,11 @@ function graph(edges) {
   const cols = [];
   for (const [n, d] of [...depth].sort((a, b) => a[0].localeCompare(b[0]))) (cols[d] ||= []).push(n);
   const pos = new Map();
-  cols.forEach((names, c) => names.forEach((n, r) => pos.set(n, { x: 10 + c * (NODE_W + COL_GAP), y: 10 + r * (NODE_H + ROW_GAP) })));
-  const width = 20 + cols.length * (NODE_W + COL_GAP) - COL_GAP;
-  const height = 20 + Math.max(...cols.map((c) => c.length)) * (NODE_H + ROW_GAP) - ROW_GAP;
-  const svg = el('svg:svg', { viewBox: `0 0 ${width} ${height}`, class: 'depgraph', role: 'img', 'aria-label': `Service dependency graph: ${depth.size} services, ${edges.length} edges (the table below lists them)` });
+  const TOP = 40; // room for self-call loops
+  cols.forEach((names, c) => names.forEach((n, r) => pos.set(n, { x: 10 + c * (NODE_W + COL_GAP), y: TOP + r * (NODE_H + ROW_GAP) })));
+  const width = 60 + cols.length * (NODE_W + COL_GAP) - COL_GAP;
+  const height = TOP + 70 + Math.max(...cols.map((c) => c.length)) * (NODE_H + ROW_GAP) - ROW_GAP;
+  const svg = el('svg:svg', { viewBox: `0 0 ${width} ${height}`, width, class: 'depgraph', role: 'img', 'aria-label': `Service dependency graph: ${depth.size} services, ${edges.length} edges (the table below lists them)` });
   svg.append(el('svg:defs', {}, el('svg:marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
     el('svg:path', { d: 'M0,0L10,5L0,10z', class: 'arrowhead' }))));
   for (const e of edges) {
@@ -63,11 +64,25 @@ function graph(edges) {
       const y1 = a.y + NODE_H / 2;
       const x2 = b.x;
       const y2 = b.y + NODE_H / 2;
-      const back = x2 <= x1;
-      const mx = back ? Math.max(x1, b.x + NODE_W) + 40 : (x1 + x2) / 2;
-      d = back ? `M${x1},${y1}C${mx},${y1} ${mx},${y2} ${b.x + NODE_W},${y2}` : `M${x1},${y1}C${mx},${y1} ${mx},${y2} ${x2},${y2}`;
-      lx = mx;
-      ly = (y1 + y2) / 2 - 4;
+      const span = Math.round((b.x - a.x) / (NODE_W + COL_GAP));
+      if (span <= 0) {
+        // A call back to an earlier column: around the right of both boxes.
+        const mx = Math.max(x1, b.x + NODE_W) + 40;
+        d = `M${x1},${y1}C${mx},${y1} ${mx},${y2} ${b.x + NODE_W},${y2}`;
+        lx = mx;
+        ly = (y1 + y2) / 2 - 4;
+      } else if (span > 1) {
+        // Skipping columns: below the boxes in between.
+        const dip = Math.max(y1, y2) + NODE_H / 2 + 36;
+        d = `M${x1},${y1}C${x1 + 60},${dip} ${x2 - 60},${dip} ${x2},${y2}`;
+        lx = (x1 + x2) / 2;
+        ly = dip - 4;
+      } else {
+        const mx = (x1 + x2) / 2;
+        d = `M${x1},${y1}C${mx},${y1} ${mx},${y2} ${x2},${y2}`;
+        lx = mx;
+        ly = (y1 + y2) / 2 - 4;
+      }
     }
     const g = el('svg:g', { class: `edge${e.errorCount ? ' err' : ''}` },
       el('svg:path', { d, 'marker-end': 'url(#arrow)' }),
@@ -108,7 +123,7 @@ export function renderDependencies(main, navigate) {
     body.replaceChildren(el('figure', { class: 'graph' }, graph(edges)),
       el('table', { class: 'metrics deps' },
         el('caption', {}, 'Calls between services'),
-        el('thead', {}, el('tr', {}, ['Caller', 'Callee', 'Calls', 'Errors'].map((h) => el('th', { scope: 'col' }, h)))),
+        el('thead', {}, el('tr', {}, ['Caller', 'Callee', 'Calls', 'Errors'].map((h, i) => el('th', { scope: 'col', class: i > 1 ? 'num' : null }, h)))),
         el('tbody', {}, edges.map((e) => el('tr', { class: e.errorCount ? 'has-err' : '' },
           el('td', {}, e.parent), el('td', {}, e.child),
           el('td', { class: 'num' }, String(e.callCount)),

@@ -391,7 +391,11 @@ export function renderSearch(main, navigate) {
   drawChips();
   runSearch();
   if (state.live && state.range !== 'custom') {
-    timer = setInterval(() => { if (!document.hidden && !loading) runSearch(); }, LIVE_EVERY_MS);
+    // Refreshes only while the first page is in view, so reading further down is not
+    // interrupted.
+    timer = setInterval(() => {
+      if (!document.hidden && !loading && window.scrollY < 300) runSearch();
+    }, LIVE_EVERY_MS);
   }
   return () => {
     clearInterval(timer);

@@ -90,7 +90,7 @@ export function renderServices(main, navigate) {
     });
     body.replaceChildren(el('table', { class: 'metrics' },
       el('caption', {}, `${service ? 'Operations' : 'Services'}, ${PRESETS.find((p) => p[0] === range)[1].toLowerCase()}`),
-      el('thead', {}, el('tr', {}, ['Name', 'Rate', 'Error rate', 'p50', 'p95', 'p99', 'Spans'].map((h) => el('th', { scope: 'col' }, h)))),
+      el('thead', {}, el('tr', {}, ['Name', 'Rate', 'Error rate', 'p50', 'p95', 'p99', 'Spans'].map((h, i) => el('th', { scope: 'col', class: i ? 'num' : null }, h)))),
       el('tbody', {}, rows)));
     const chosen = (service && op !== null && groups.find((g) => (g.operation === null ? '' : g.operation) === op)) || groups[0];
     drawCharts(chosen);
