@@ -104,8 +104,12 @@ try {
   await other.waitForFunction(() => document.querySelectorAll('.facet-value[aria-pressed="true"]').length === 2);
   const pressed = await other.$$eval('.facet-value[aria-pressed="true"]', (b) => b.map((x) => x.dataset.value));
   check(pressed.includes('ui-backend') && pressed.includes('Error'), `facets not restored: ${pressed}`);
+  await other.locator('svg.scatter circle.pt').first().dispatchEvent('click');
+  await other.waitForURL(/\/trace\/[0-9a-f]{32}\?span=/);
+  check(other.url().includes(checkoutId), `the scatter point opened ${other.url()}`);
   await other.close();
   ok('shared URL restores the search', shared.slice(base.length));
+  ok('a scatter point opens its trace');
 
   // --- Filter builder: key, operator, value.
   await page.goto(`${base}/search?range=1h`);
