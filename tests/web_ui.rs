@@ -215,6 +215,7 @@ fn attr(key: &str, value: any_value::Value) -> PbKeyValue {
     PbKeyValue {
         key: key.into(),
         value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
     }
 }
 

@@ -35,7 +35,7 @@ const fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 macro_rules! asset {
-    ($name:literal, $content_type:literal) => {
+    ($name:literal, $content_type:expr) => {
         Asset {
             name: $name,
             body: include_bytes!(concat!("assets/", $name)),
