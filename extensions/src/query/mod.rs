@@ -10,6 +10,7 @@ pub mod jaeger;
 pub mod model;
 pub mod server;
 pub mod system_id;
+pub mod ui;
 
 use std::sync::Arc;
 use teletrace_core::registry::{BuildContext, ExtensionFactory, FactoryRef, Registration};

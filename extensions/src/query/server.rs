@@ -41,6 +41,7 @@ pub fn router(state: ApiState, cors: Option<&CorsConfig>) -> Router {
     let app = Router::new()
         .merge(api_v1::routes(state.clone()))
         .merge(super::jaeger::routes(state))
+        .merge(super::ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(
