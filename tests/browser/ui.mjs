@@ -134,7 +134,7 @@ try {
 
   // --- Live mode searches again by itself.
   await page.goto(`${base}/search?range=15m&live=1`);
-  await page.waitForFunction(() => document.querySelectorAll('table.results tbody tr').length > 0);
+  await page.waitForFunction(() => /spans?\b/.test(document.querySelector('#summary')?.textContent || ''));
   let searches = 0;
   const count = (r) => { if (r.url().endsWith('/v1/search')) searches++; };
   page.on('request', count);

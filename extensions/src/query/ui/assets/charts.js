@@ -46,7 +46,8 @@ export function scatter(points, x0, x1, { height = 180, title = 'Duration over t
   const ytop = ticks(0, ymax || 1, 4).at(-1) || 1;
   const { xs, ys } = axes(svg, x0, x1, 0, Math.max(ytop, ymax || 1), height, fmtDuration, W);
   const g = el('svg:g', { class: 'points' });
-  for (const p of points) {
+  // Errors last, so that they are drawn on top.
+  for (const p of [...points.filter((q) => !q.error), ...points.filter((q) => q.error)]) {
     const c = el('svg:circle', {
       cx: xs(Math.min(Math.max(p.x, x0), x1)).toFixed(1), cy: ys(p.y).toFixed(1), r: 4,
       class: p.error ? 'pt err' : 'pt', tabindex: -1, role: 'link', 'aria-label': p.label,

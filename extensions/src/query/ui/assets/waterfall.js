@@ -30,7 +30,8 @@ export class Waterfall {
     this.scroller = el('div', { class: 'wf-scroll' }, this.grid);
     this.root = el('div', { class: 'waterfall' },
       el('div', { class: 'wf-head' }, el('div', { class: 'wf-namecol' }, 'Span'), this.axis),
-      this.minimap, this.scroller);
+      el('div', { class: 'wf-mini' }, el('div', { class: 'wf-namecol muted' }, 'Overview'), this.minimap),
+      this.scroller);
 
     this.scroller.addEventListener('scroll', () => this.schedule());
     this.grid.addEventListener('keydown', (e) => this.key(e));
