@@ -47,31 +47,38 @@ pub(crate) async fn service_metrics(
             .push(")");
     }
 
-    let mut groups: HashMap<(String, Option<String>), Buckets> = HashMap::new();
+    // Keyed by service, then operation ("" when not grouping by operation), looked up
+    // by borrowed text so a row allocates nothing once its group exists.
+    let mut groups: HashMap<String, HashMap<String, Buckets>> = HashMap::new();
     {
         let mut rows = sql.fetch(conn).map_err(storage_error)?;
         while let Some(row) = rows.try_next().await.map_err(storage_error)? {
-            let set: Option<String> = row.try_get(0).map_err(storage_error)?;
+            let set: Option<&str> = row.try_get(0).map_err(storage_error)?;
             let time: i64 = row.try_get(1).map_err(storage_error)?;
             let duration: i64 = row.try_get(2).map_err(storage_error)?;
             let error: bool = row.try_get(3).map_err(storage_error)?;
-            let operation: Option<String> = if by_operation {
-                Some(
-                    row.try_get::<Option<String>, _>(4)
-                        .map_err(storage_error)?
-                        .unwrap_or_default(),
-                )
+            let operation: &str = if by_operation {
+                row.try_get::<Option<&str>, _>(4)
+                    .map_err(storage_error)?
+                    .unwrap_or("")
             } else {
-                None
+                ""
             };
-            let service = service_of(&services, set.as_deref());
+            let service = service_of(&services, set);
+            if !groups.contains_key(service) {
+                groups.insert(service.to_string(), HashMap::new());
+            }
+            let Some(operations) = groups.get_mut(service) else {
+                continue;
+            };
+            if !operations.contains_key(operation) {
+                operations.insert(operation.to_string(), Buckets::default());
+            }
+            let Some(buckets) = operations.get_mut(operation) else {
+                continue;
+            };
             let bucket = u64::try_from(time).unwrap_or(0).saturating_sub(start) / step;
-            let slot = groups
-                .entry((service.to_string(), operation))
-                .or_default()
-                .0
-                .entry(bucket)
-                .or_default();
+            let slot = buckets.0.entry(bucket).or_default();
             slot.0.push(u64::try_from(duration).unwrap_or(0));
             slot.1 += u64::from(error);
         }
@@ -79,7 +86,13 @@ pub(crate) async fn service_metrics(
 
     let mut out: Vec<MetricsGroup> = groups
         .into_iter()
-        .map(|((service, operation), buckets)| {
+        .flat_map(|(service, operations)| {
+            operations
+                .into_iter()
+                .map(move |(operation, buckets)| (service.clone(), operation, buckets))
+        })
+        .map(|(service, operation, buckets)| {
+            let operation = by_operation.then_some(operation);
             let mut all = Vec::new();
             let mut errors = 0;
             let mut series = Vec::with_capacity(buckets.0.len());
