@@ -161,6 +161,11 @@ impl HttpHandler {
                 ),
             );
         };
+        // Before the body is read: a pipeline over its memory limit refuses here, so
+        // the body is never buffered or decoded.
+        if let Err(failure) = self.export.admit() {
+            return error(encoding, &failure);
+        }
         match self.export(encoding, request).await {
             Ok(answer) => success(encoding, &answer),
             Err(failure) => {
