@@ -126,6 +126,11 @@ async fn http_refuses_before_reading_the_body() {
 
     let answer = headers_only(&running, "application/x-protobuf").await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    // Announced over max_request_body_size: not drained, the connection is closed.
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
     let body = answer.split_once("\r\n\r\n").unwrap().1.as_bytes();
     let status = RpcStatus::decode(body).expect("protobuf google.rpc.Status");
     assert_eq!(status.code, Code::Unavailable as i32);
@@ -146,6 +151,51 @@ async fn http_refuses_before_reading_the_body() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    assert_eq!(gate.spans.load(Ordering::SeqCst), 1);
+    running.receiver.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_http_request_leaves_the_connection_usable() {
+    // The refused body is read and dropped, so the keep-alive connection carries on.
+    let gate = Arc::new(Gate::default());
+    let running = start(&yaml("", ""), gate.clone()).await;
+    let addr = running.addresses.http.expect("http enabled");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = request(vec![span(3, 1)]).encode_to_vec();
+    let mut answers = Vec::new();
+    for open in [false, true] {
+        gate.open.store(open, Ordering::SeqCst);
+        let head = format!(
+            "POST /v1/traces HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/x-protobuf\r\n\
+             content-length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&body).await.unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let n = stream.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the connection was closed");
+                answer.extend_from_slice(&buf[..n]);
+                if body_complete(&String::from_utf8_lossy(&answer)) {
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("answered");
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        assert!(
+            !answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+        answers.push(answer);
+    }
+    assert!(answers[0].starts_with("HTTP/1.1 503"), "{}", answers[0]);
+    assert!(answers[1].starts_with("HTTP/1.1 200"), "{}", answers[1]);
     assert_eq!(gate.spans.load(Ordering::SeqCst), 1);
     running.receiver.shutdown().await.unwrap();
 }
