@@ -21,6 +21,8 @@ fn test_config(kind: Kind, type_name: &str, dir: &std::path::Path) -> Option<ser
         (Kind::Receiver, "otlp") => {
             "protocols: {grpc: {endpoint: 127.0.0.1:0}, http: {endpoint: 127.0.0.1:0}}".to_string()
         }
+        // A limit far above what the test process holds, so the span goes through.
+        (Kind::Processor, "memory_limiter") => "check_interval: 1s\nlimit_mib: 1048576".into(),
         (Kind::Exporter, "sqlite") => format!("path: {}", dir.join("conformance.db").display()),
         (Kind::Processor, "tail_sampling") => {
             "decision_wait: 1s\npolicies: [{name: all, type: always_sample}]".to_string()
@@ -44,6 +46,7 @@ fn required_keys(kind: Kind, type_name: &str) -> &'static [&'static str] {
         (Kind::Processor, "tail_sampling") => &["policies"],
         (Kind::Receiver, "otlp") => &["protocols"],
         (Kind::Processor, "attributes") => &["actions"],
+        (Kind::Processor, "memory_limiter") => &["check_interval"],
         (Kind::Exporter, "otlp")
         | (Kind::Exporter, "otlp_http")
         | (Kind::Exporter, "elasticsearch") => &["endpoint"],

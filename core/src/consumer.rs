@@ -86,10 +86,33 @@ impl From<crate::traces::DecodeError> for ConsumeError {
 ///
 /// `consume` returns once the stage has taken responsibility for the batch (stored it,
 /// queued it, or passed it on and heard back); its result travels back to the receiver.
+///
+/// # Admission before decoding
+///
+/// [`admit`](Consumer::admit) is a cheap, synchronous "would you take data now?" that a
+/// receiver asks **before** it reads or decodes a request body. When it answers `Err`,
+/// the receiver refuses the request with that error (a retryable one becomes gRPC
+/// `UNAVAILABLE` / HTTP 503) without allocating the body, so a flood of requests cannot
+/// push memory up while the pipeline is refusing anyway. The contract:
+///
+/// - It must be cheap (an atomic load, a clock read): it runs once per request.
+/// - It must not block or await, and it does not reserve anything: `Ok` is a hint, and
+///   `consume` may still refuse the batch that follows.
+/// - The default answers `Ok`. A stage that refuses by state (the `memory_limiter`
+///   processor, a stage that is shut down) overrides it; a stage that passes batches to
+///   a `next` consumer (the `batch` processor, [`FanOut`], any processor holding a
+///   `next`) forwards it with `self.next.admit()`, so the receiver hears the answer of
+///   the first stage that refuses.
 #[async_trait]
 pub trait Consumer: Send + Sync {
     /// Takes a batch.
     async fn consume(&self, traces: Traces) -> Result<(), ConsumeError>;
+
+    /// Whether the stage (and those after it) would take data now; see the trait's
+    /// documentation. Called by receivers before they read a request body.
+    fn admit(&self) -> Result<(), ConsumeError> {
+        Ok(())
+    }
 }
 
 /// A shared handle on the next stage.
@@ -114,6 +137,13 @@ impl FanOut {
 
 #[async_trait]
 impl Consumer for FanOut {
+    /// Refuses when any consumer refuses (the first refusal is returned): `consume` would
+    /// report that consumer's error to the sender anyway, and the sender retries the
+    /// whole request.
+    fn admit(&self) -> Result<(), ConsumeError> {
+        self.consumers.iter().try_for_each(|c| c.admit())
+    }
+
     async fn consume(&self, traces: Traces) -> Result<(), ConsumeError> {
         let Some((last, rest)) = self.consumers.split_last() else {
             return Ok(());
@@ -133,5 +163,57 @@ impl Consumer for FanOut {
             };
         }
         first.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A consumer whose admission answer the test switches.
+    struct Gate(AtomicBool);
+
+    #[async_trait]
+    impl Consumer for Gate {
+        async fn consume(&self, _traces: Traces) -> Result<(), ConsumeError> {
+            self.admit()
+        }
+
+        fn admit(&self) -> Result<(), ConsumeError> {
+            if self.0.load(Ordering::SeqCst) {
+                Ok(())
+            } else {
+                Err(ConsumeError::retryable("gate closed"))
+            }
+        }
+    }
+
+    struct Plain;
+
+    #[async_trait]
+    impl Consumer for Plain {
+        async fn consume(&self, _traces: Traces) -> Result<(), ConsumeError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn default_admits() {
+        assert!(Plain.admit().is_ok());
+    }
+
+    #[test]
+    fn fan_out_refuses_when_any_consumer_refuses() {
+        let gate = Arc::new(Gate(AtomicBool::new(true)));
+        let fan = FanOut::build(vec![Arc::new(Plain), gate.clone()]);
+        assert!(fan.admit().is_ok());
+        gate.0.store(false, Ordering::SeqCst);
+        let e = fan.admit().unwrap_err();
+        assert!(e.is_retryable());
+        assert_eq!(e.message(), "gate closed");
+        // A single consumer is returned as is, so its own answer is the fan-out's.
+        let single = FanOut::build(vec![gate.clone() as ConsumerRef]);
+        assert!(single.admit().is_err());
     }
 }

@@ -7,6 +7,7 @@ pub mod component;
 pub mod config;
 pub mod consumer;
 pub mod exporter_helper;
+pub mod memory;
 pub mod registry;
 pub mod service;
 pub mod storage;

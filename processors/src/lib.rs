@@ -10,6 +10,7 @@ pub mod resource_detection;
 
 #[cfg(test)]
 mod test_util;
+pub mod memory_limiter;
 
 /// Call from a distribution binary to make sure this crate, and so every component it
 /// registers, is linked.

@@ -76,6 +76,8 @@ enum Message {
 /// The `batch` processor.
 pub struct BatchProcessor {
     id: String,
+    /// The next stage, asked by [`Consumer::admit`] (the worker holds its own handle).
+    next: ConsumerRef,
     tx: mpsc::UnboundedSender<Message>,
     /// The span budget: `consume` takes permits, the worker gives them back once the spans
     /// were sent on.
@@ -107,7 +109,7 @@ impl BatchProcessor {
             id: id.to_string(),
             rx,
             finished: finished_tx,
-            next,
+            next: next.clone(),
             budget: budget.clone(),
             send_batch_size: config.send_batch_size as usize,
             max_size: match config.send_batch_max_size {
@@ -142,6 +144,7 @@ impl BatchProcessor {
         };
         BatchProcessor {
             id: id.to_string(),
+            next,
             tx,
             budget,
             charge_limit: (capacity / 2).clamp(1, u32::MAX as usize),
@@ -201,6 +204,15 @@ impl Consumer for BatchProcessor {
                 self.budget.add_permits(permits);
                 self.closed_error()
             })
+    }
+
+    /// Refuses once shut down; otherwise forwards the next stage's answer, so a
+    /// `memory_limiter` after the batch still stops receivers before they read a body.
+    fn admit(&self) -> Result<(), ConsumeError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(self.closed_error());
+        }
+        self.next.admit()
     }
 }
 

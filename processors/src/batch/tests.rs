@@ -100,6 +100,10 @@ impl Consumer for Sink {
             panic!("the next stage panicked");
         }
         let _ = self.tx.send(traces);
+        self.admit()
+    }
+
+    fn admit(&self) -> Result<(), ConsumeError> {
         match self.answer.lock().unwrap().clone() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -462,6 +466,22 @@ async fn second_shutdown_is_a_no_op_and_consume_is_refused_after() {
     p.shutdown().await.unwrap();
     assert!(received(&mut rx).is_empty());
     assert_eq!(metrics.counter_total(METRIC_TIMEOUT_TRIGGER), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn admit_forwards_the_next_stage_and_refuses_after_shutdown() {
+    let metrics = Metrics::new();
+    let (sink, _rx) = Sink::new();
+    let sink = Arc::new(sink);
+    let p = BatchProcessor::new("batch", &config(100, HOUR, 0), &metrics, sink.clone());
+    p.start(&Host::default()).await.unwrap();
+    assert!(p.admit().is_ok());
+    *sink.answer.lock().unwrap() = Some(ConsumeError::retryable("over the memory limit"));
+    assert_eq!(p.admit().unwrap_err().message(), "over the memory limit");
+    *sink.answer.lock().unwrap() = None;
+    assert!(p.admit().is_ok());
+    p.shutdown().await.unwrap();
+    assert!(p.admit().unwrap_err().is_retryable());
 }
 
 #[tokio::test(start_paused = true)]

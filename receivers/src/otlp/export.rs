@@ -75,6 +75,17 @@ impl Export {
         }
     }
 
+    /// Asks the pipeline whether it takes data now ([`teletrace_core::Consumer::admit`]),
+    /// before the request body is read: a refusal (the `memory_limiter` over its soft
+    /// limit) is answered without reading or decoding the body. The refused request's
+    /// spans are not counted: they were never read.
+    pub(crate) fn admit(&self) -> Result<(), Failure> {
+        self.next.admit().map_err(|e| {
+            tracing::debug!(error = %e, "pipeline refused a request before its body was read");
+            Failure::from_consume(&e)
+        })
+    }
+
     /// Sends `traces` down the pipeline and waits for its answer.
     ///
     /// An empty batch is answered with success without reaching the pipeline, as the

@@ -71,6 +71,13 @@ where
             ));
             return Box::pin(async move { Ok(status.into_http()) });
         }
+        if let Err(failure) = self.export.admit() {
+            // Answered before tonic reads the message: the body is dropped unread (h2
+            // resets the stream with NO_ERROR after the response, so the client stops
+            // sending), and nothing is allocated for it.
+            let status = failure.to_grpc();
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
         let method = ExportMethod(self.export.clone());
         let max = self.max_recv_msg_size;
         Box::pin(async move {

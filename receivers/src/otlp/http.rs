@@ -161,6 +161,17 @@ impl HttpHandler {
                 ),
             );
         };
+        // Before the body is read: a pipeline over its memory limit refuses here, so
+        // the body is never buffered or decoded.
+        if let Err(failure) = self.export.admit() {
+            let mut response = error(encoding, &failure);
+            if !discard_body(request.into_body(), self.max_body_size).await {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return response;
+        }
         match self.export(encoding, request).await {
             Ok(answer) => success(encoding, &answer),
             Err(failure) => {
@@ -191,6 +202,36 @@ impl HttpHandler {
         };
         self.export.export(Transport::Http, traces).await
     }
+}
+
+/// Reads a refused request's body and drops each chunk as it arrives (nothing is kept
+/// or decoded), so that the HTTP/1.1 connection stays usable: a server that answers
+/// without reading the body has to close the connection, and a client still sending
+/// sees a reset instead of the 503. Gives up at once when the body announces more than
+/// `limit` bytes, and after reading `limit`; returns whether the whole body was read.
+async fn discard_body<B>(body: B, limit: usize) -> bool
+where
+    B: hyper::body::Body,
+{
+    use http_body_util::BodyExt;
+    let mut body = std::pin::pin!(body);
+    if body.size_hint().lower() > limit as u64 {
+        // Announced larger than the limit: not worth reading.
+        return false;
+    }
+    let mut read = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return false;
+        };
+        if let Some(data) = frame.data_ref() {
+            read = read.saturating_add(bytes::Buf::remaining(data));
+            if read > limit {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 fn success(encoding: Encoding, answer: &ExportTraceServiceResponse) -> HttpResponse {
