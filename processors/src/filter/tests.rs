@@ -147,9 +147,14 @@ service:
         &|_| None,
     )
     .unwrap();
-    let e = teletrace_core::config::resolve(&raw).err().expect("refused").to_string();
+    let e = teletrace_core::config::resolve(&raw)
+        .err()
+        .expect("refused")
+        .to_string();
     assert!(
-        e.contains("processors::filter::traces::span[1]: at column 9: unknown enum `SPAN_KIND_SERVR`"),
+        e.contains(
+            "processors::filter::traces::span[1]: at column 9: unknown enum `SPAN_KIND_SERVR`"
+        ),
         "{e}"
     );
 }
