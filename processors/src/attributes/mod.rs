@@ -67,6 +67,11 @@ impl AttributesProcessor {
 
 #[async_trait]
 impl Consumer for AttributesProcessor {
+    /// Asks the next stage: this one refuses nothing by state.
+    fn admit(&self) -> Result<(), ConsumeError> {
+        self.next.admit()
+    }
+
     async fn consume(&self, mut traces: Traces) -> Result<(), ConsumeError> {
         if !traces.is_empty() {
             self.process(&mut traces)?;

@@ -161,6 +161,11 @@ impl FilterProcessor {
 
 #[async_trait]
 impl Consumer for FilterProcessor {
+    /// Asks the next stage: this one refuses nothing by state.
+    fn admit(&self) -> Result<(), ConsumeError> {
+        self.next.admit()
+    }
+
     async fn consume(&self, mut traces: Traces) -> Result<(), ConsumeError> {
         let dropped = self.filter(&mut traces)?;
         if dropped > 0 && traces.is_empty() {

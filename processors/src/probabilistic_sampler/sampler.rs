@@ -376,6 +376,11 @@ impl ProbabilisticSampler {
 
 #[async_trait]
 impl Consumer for ProbabilisticSampler {
+    /// Asks the next stage: this one refuses nothing by state.
+    fn admit(&self) -> Result<(), ConsumeError> {
+        self.next.admit()
+    }
+
     async fn consume(&self, mut traces: Traces) -> Result<(), ConsumeError> {
         if traces.is_empty() {
             return Ok(());

@@ -86,6 +86,11 @@ impl ResourceDetectionProcessor {
 
 #[async_trait]
 impl Consumer for ResourceDetectionProcessor {
+    /// Asks the next stage: this one refuses nothing by state.
+    fn admit(&self) -> Result<(), ConsumeError> {
+        self.next.admit()
+    }
+
     async fn consume(&self, mut traces: Traces) -> Result<(), ConsumeError> {
         if !traces.is_empty() && !self.detected().is_empty() {
             for rs in traces.resource_spans_mut()? {

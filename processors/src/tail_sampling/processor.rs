@@ -421,6 +421,11 @@ impl Inner {
 
 #[async_trait]
 impl Consumer for TailSampler {
+    /// Asks the next stage: this one refuses nothing by state.
+    fn admit(&self) -> Result<(), ConsumeError> {
+        self.next.admit()
+    }
+
     async fn consume(&self, traces: Traces) -> Result<(), ConsumeError> {
         if traces.is_empty() {
             return Ok(());
