@@ -421,9 +421,10 @@ impl Inner {
 
 #[async_trait]
 impl Consumer for TailSampler {
-    /// Asks the next stage: this one refuses nothing by state.
+    /// Asks the next stage: traces taken now are sent there after `decision_wait`, and
+    /// a refusing stage (a memory_limiter) is better heard before the body is read.
     fn admit(&self) -> Result<(), ConsumeError> {
-        self.next.admit()
+        self.inner.next.admit()
     }
 
     async fn consume(&self, traces: Traces) -> Result<(), ConsumeError> {
