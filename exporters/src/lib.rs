@@ -1,6 +1,7 @@
 //! Teletrace exporters.
 
 pub mod debug;
+pub mod otlp;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
