@@ -325,6 +325,7 @@ mod tests {
         KeyValue {
             key: key.into(),
             value: Some(AnyValue { value: Some(value) }),
+            ..Default::default()
         }
     }
 
