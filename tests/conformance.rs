@@ -21,6 +21,13 @@ fn test_config(kind: Kind, type_name: &str, dir: &std::path::Path) -> Option<ser
         (Kind::Receiver, "otlp") => {
             "protocols: {grpc: {endpoint: 127.0.0.1:0}, http: {endpoint: 127.0.0.1:0}}".to_string()
         }
+        (Kind::Exporter, "otlp") => {
+            "{endpoint: '127.0.0.1:1', tls: {insecure: true}, retry_on_failure: {enabled: false}}"
+                .to_string()
+        }
+        (Kind::Exporter, "otlp_http") => {
+            "{endpoint: 'http://127.0.0.1:1', retry_on_failure: {enabled: false}}".to_string()
+        }
         (Kind::Exporter, "sqlite") => format!("path: {}", dir.join("conformance.db").display()),
         (Kind::Extension, "query") => format!(
             "endpoint: 127.0.0.1:0\nstorage: sqlite\nsystem_id_path: {}",

@@ -40,8 +40,17 @@ impl GrpcSender {
         let target = config
             .target()
             .map_err(|e| ComponentError::new(format!("endpoint: {e}")))?;
-        let endpoint = Endpoint::from_shared(target.uri())
+        // The channel connects to an `http://` URI (tonic's own TLS, when some crate enables
+        // it, would refuse an `https://` one with a custom connector); `origin` keeps
+        // `:scheme` right.
+        let plain = format!("http://{}:{}", target.host, target.port);
+        let origin: http::Uri = target
+            .uri()
+            .parse()
+            .map_err(|e| ComponentError::new(format!("endpoint: {e}")))?;
+        let endpoint = Endpoint::from_shared(plain)
             .map_err(|e| ComponentError::new(format!("endpoint: {e}")))?
+            .origin(origin)
             .user_agent(concat!("teletrace/", env!("CARGO_PKG_VERSION")))
             .map_err(|e| ComponentError::new(format!("user agent: {e}")))?
             .connect_timeout(config.timeout)
@@ -95,6 +104,10 @@ impl Lifecycle for GrpcSender {}
 #[async_trait]
 impl Sender for GrpcSender {
     async fn send(&self, traces: Traces) -> Result<(), ConsumeError> {
+        if traces.is_empty() {
+            // Nothing to send: no request, as the collector does.
+            return Ok(());
+        }
         let mut request = tonic::Request::new(traces.to_encoded());
         *request.metadata_mut() = self.metadata.clone();
         request.set_timeout(self.timeout);

@@ -110,6 +110,10 @@ impl Lifecycle for HttpSender {}
 #[async_trait]
 impl Sender for HttpSender {
     async fn send(&self, traces: Traces) -> Result<(), ConsumeError> {
+        if traces.is_empty() {
+            // Nothing to send: no request, as the collector does.
+            return Ok(());
+        }
         let body = self.body(traces)?;
         let response = self
             .client
