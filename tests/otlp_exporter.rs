@@ -223,17 +223,20 @@ struct Seen {
     spans: Vec<Span>,
 }
 
+/// One scripted answer: a status and an optional `Retry-After`.
+type Answer = (u16, Option<&'static str>);
+
 /// An OTLP/HTTP backend that answers from a script (status, `Retry-After`), then 200.
 #[derive(Clone, Default)]
 struct Scripted {
-    script: Arc<Mutex<VecDeque<(u16, Option<&'static str>)>>>,
+    script: Arc<Mutex<VecDeque<Answer>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
     /// The status given once the script is over.
     then: u16,
 }
 
 impl Scripted {
-    async fn start(script: &[(u16, Option<&'static str>)], then: u16) -> (Scripted, SocketAddr) {
+    async fn start(script: &[Answer], then: u16) -> (Scripted, SocketAddr) {
         let backend = Scripted {
             script: Arc::new(Mutex::new(script.iter().copied().collect())),
             seen: Arc::default(),
