@@ -6,6 +6,10 @@
 #   scripts/bench-pipeline.sh configs/forward-debug.yaml --duration 20s
 #   scripts/bench-pipeline.sh configs/forward-debug.yaml --rate 10000 --duration 30s
 #
+# With SINK_CONFIG set, a second teletrace is started from it first (the downstream of a
+# forwarding config, e.g. configs/otlp-sink.yaml on 14317); only the first one is measured:
+#   SINK_CONFIG=configs/otlp-sink.yaml scripts/bench-pipeline.sh configs/forward-otlp.yaml
+#
 # Needs release builds: cargo build --release -p teletrace -p loadgen
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,10 +18,17 @@ bin=target/release/teletrace
 loadgen=target/release/loadgen
 [ -x "$bin" ] && [ -x "$loadgen" ] || { echo "build first: cargo build --release -p teletrace -p loadgen" >&2; exit 2; }
 
+sink_pid=
+if [ -n "${SINK_CONFIG:-}" ]; then
+  RUST_LOG=warn "$bin" --config "$SINK_CONFIG" --set service::telemetry::metrics::level=none 2>/dev/null &
+  sink_pid=$!
+  sleep 0.5
+fi
+
 log=$(mktemp)
 RUST_LOG=warn "$bin" --config "$config" --set service::telemetry::metrics::level=none 2>"$log" &
 pid=$!
-trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
+trap 'kill $pid ${sink_pid} 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 50); do
   (exec 3<>/dev/tcp/127.0.0.1/4317) 2>/dev/null && break
   sleep 0.1

@@ -23,6 +23,13 @@ fn test_config(kind: Kind, type_name: &str, dir: &std::path::Path) -> Option<ser
         }
         // A limit far above what the test process holds, so the span goes through.
         (Kind::Processor, "memory_limiter") => "check_interval: 1s\nlimit_mib: 1048576".into(),
+        (Kind::Exporter, "otlp") => {
+            "{endpoint: '127.0.0.1:1', tls: {insecure: true}, retry_on_failure: {enabled: false}}"
+                .to_string()
+        }
+        (Kind::Exporter, "otlp_http") => {
+            "{endpoint: 'http://127.0.0.1:1', retry_on_failure: {enabled: false}}".to_string()
+        }
         (Kind::Exporter, "sqlite") => format!("path: {}", dir.join("conformance.db").display()),
         (Kind::Processor, "tail_sampling") => {
             "decision_wait: 1s\npolicies: [{name: all, type: always_sample}]".to_string()

@@ -3,6 +3,7 @@
 pub mod debug;
 #[cfg(feature = "elasticsearch")]
 pub mod elasticsearch;
+pub mod otlp;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

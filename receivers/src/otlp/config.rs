@@ -3,8 +3,8 @@
 //!
 //! A protocol is enabled by naming it, even with an empty value (`grpc:`); a config that
 //! names neither protocol is refused. Keys the collector has and Teletrace does not act on
-//! yet are accepted and documented as such in the README; `tls` and `auth` are refused
-//! with a clear message until they are implemented.
+//! yet are accepted and documented as such in the README; `auth` is refused with a clear
+//! message until it is implemented.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -65,7 +65,7 @@ pub struct GrpcConfig {
     pub keepalive: Option<KeepaliveConfig>,
     /// Accepted for compatibility; request metadata is not passed down the pipeline.
     pub include_metadata: bool,
-    /// TLS; not supported yet (setting it is a config error).
+    /// TLS (server side; `client_ca_file` makes it mutual).
     pub tls: Option<TlsServerConfig>,
     /// Authentication extension; not supported yet (setting it is a config error).
     pub auth: Option<serde_yaml::Value>,
@@ -143,8 +143,9 @@ pub struct KeepaliveEnforcementPolicy {
     pub permit_without_stream: bool,
 }
 
-/// The collector's `configtls.ServerConfig`, accepted so that configs parse; any value is
-/// refused by validation until TLS is implemented.
+/// The collector's `configtls.ServerConfig`. `cert_file`, `key_file`, `client_ca_file` and
+/// `min_version` are implemented; `ca_file` and `include_system_ca_certs_pool` are accepted
+/// without effect (a server does not use them); the other keys are refused as unsupported.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsServerConfig {
@@ -198,7 +199,7 @@ pub struct HttpConfig {
     pub include_metadata: bool,
     /// Cross-origin requests from browsers.
     pub cors: Option<CorsConfig>,
-    /// TLS; not supported yet (setting it is a config error).
+    /// TLS (server side; `client_ca_file` makes it mutual).
     pub tls: Option<TlsServerConfig>,
     /// Authentication extension; not supported yet (setting it is a config error).
     pub auth: Option<serde_yaml::Value>,
@@ -317,6 +318,95 @@ pub fn bind_address(endpoint: &str) -> String {
 
 type Invalid = (String, String);
 
+impl TlsServerConfig {
+    /// Checks the keys: a certificate and key are required, unsupported keys are refused.
+    fn validate(&self, path: &str) -> Result<(), Invalid> {
+        let unsupported = [
+            ("ca_pem", self.ca_pem.is_some()),
+            ("cert_pem", self.cert_pem.is_some()),
+            ("key_pem", self.key_pem.is_some()),
+            ("max_version", self.max_version.is_some()),
+            ("cipher_suites", self.cipher_suites.is_some()),
+            ("curve_preferences", self.curve_preferences.is_some()),
+            ("reload_interval", self.reload_interval.is_some()),
+            (
+                "client_ca_file_reload",
+                self.client_ca_file_reload == Some(true),
+            ),
+        ];
+        if let Some((key, _)) = unsupported.iter().find(|(_, set)| *set) {
+            return Err(invalid(
+                &format!("{path}.{key}"),
+                "not supported by Teletrace (use cert_file, key_file, client_ca_file, min_version)",
+            ));
+        }
+        for (key, value) in [("cert_file", &self.cert_file), ("key_file", &self.key_file)] {
+            if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                return Err(invalid(
+                    &format!("{path}.{key}"),
+                    "must be set: a TLS server needs cert_file and key_file",
+                ));
+            }
+        }
+        if let Some(v) = self.min_version.as_deref() {
+            if !matches!(v.trim(), "" | "1.2" | "1.3") {
+                return Err(invalid(
+                    &format!("{path}.min_version"),
+                    format!("{v:?} is not supported; use \"1.2\" (default) or \"1.3\""),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings the rustls server config is built from.
+    pub fn settings(&self) -> teletrace_core::tls::TlsServerSettings {
+        let path = |v: &Option<String>| {
+            v.as_deref()
+                .filter(|v| !v.trim().is_empty())
+                .map(std::path::PathBuf::from)
+        };
+        teletrace_core::tls::TlsServerSettings {
+            cert_file: path(&self.cert_file),
+            key_file: path(&self.key_file),
+            client_ca_file: path(&self.client_ca_file),
+            min_version: self.min_version.clone(),
+        }
+    }
+}
+
+/// The rustls configs of the two protocols, for those with a `tls` block.
+#[derive(Clone, Default)]
+pub(crate) struct ServerTls {
+    pub grpc: Option<std::sync::Arc<rustls::ServerConfig>>,
+    pub http: Option<std::sync::Arc<rustls::ServerConfig>>,
+}
+
+impl OtlpConfig {
+    /// Builds the TLS server configs (reads the certificate files); errors name the key.
+    pub(crate) fn server_tls(&self) -> Result<ServerTls, teletrace_core::ComponentError> {
+        let build = |tls: Option<&TlsServerConfig>, protocol: &str, alpn: &[&[u8]]| {
+            tls.map(|tls| {
+                tls.settings()
+                    .server_config(alpn)
+                    .map(std::sync::Arc::new)
+                    .map_err(|e| {
+                        teletrace_core::ComponentError::new(format!(
+                            "protocols::{protocol}::tls::{e}"
+                        ))
+                    })
+            })
+            .transpose()
+        };
+        let grpc = self.protocols.grpc.as_ref().and_then(|g| g.tls.as_ref());
+        let http = self.protocols.http.as_ref().and_then(|h| h.tls.as_ref());
+        Ok(ServerTls {
+            grpc: build(grpc, "grpc", &[b"h2"])?,
+            http: build(http, "http", &[b"h2", b"http/1.1"])?,
+        })
+    }
+}
+
 fn invalid(path: &str, message: impl Into<String>) -> Invalid {
     (path.to_string(), message.into())
 }
@@ -349,8 +439,8 @@ impl GrpcConfig {
                 format!("only \"tcp\" is supported, got {:?}", self.transport),
             ));
         }
-        if self.tls.is_some() {
-            return Err(invalid("protocols.grpc.tls", "tls is not supported yet"));
+        if let Some(tls) = &self.tls {
+            tls.validate("protocols.grpc.tls")?;
         }
         if self.auth.is_some() {
             return Err(invalid("protocols.grpc.auth", "auth is not supported yet"));
@@ -374,8 +464,8 @@ impl HttpConfig {
                 format!("not a valid URL path: {:?}", self.traces_url_path),
             ));
         }
-        if self.tls.is_some() {
-            return Err(invalid("protocols.http.tls", "tls is not supported yet"));
+        if let Some(tls) = &self.tls {
+            tls.validate("protocols.http.tls")?;
         }
         if self.auth.is_some() {
             return Err(invalid("protocols.http.auth", "auth is not supported yet"));
@@ -547,13 +637,28 @@ protocols:
     }
 
     #[test]
-    fn tls_is_refused_for_now() {
-        let e =
+    fn tls_keys_are_checked() {
+        let c =
             parse("protocols:\n  http:\n    tls:\n      cert_file: a.pem\n      key_file: a.key\n")
-                .unwrap_err();
-        assert_eq!(e, "protocols::http::tls: tls is not supported yet");
+                .unwrap();
+        let tls = c.protocols.http.unwrap().tls.unwrap().settings();
+        assert_eq!(tls.cert_file.unwrap().to_str(), Some("a.pem"));
         let e = parse("protocols:\n  grpc:\n    tls:\n      cert_file: a.pem\n").unwrap_err();
-        assert_eq!(e, "protocols::grpc::tls: tls is not supported yet");
+        assert!(
+            e.starts_with("protocols::grpc::tls::key_file: must be set"),
+            "{e}"
+        );
+        let e = parse("protocols:\n  grpc:\n    tls: {cert_file: a, key_file: b, cert_pem: x}\n")
+            .unwrap_err();
+        assert!(
+            e.starts_with("protocols::grpc::tls::cert_pem: not supported"),
+            "{e}"
+        );
+        let e = parse(
+            "protocols:\n  http:\n    tls: {cert_file: a, key_file: b, min_version: '1.1'}\n",
+        )
+        .unwrap_err();
+        assert!(e.starts_with("protocols::http::tls::min_version: "), "{e}");
     }
 
     #[test]

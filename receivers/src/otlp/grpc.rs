@@ -5,6 +5,7 @@ use crate::otlp::codec::RawRequestCodec;
 use crate::otlp::config::GrpcConfig;
 use crate::otlp::export::{Export, Transport};
 use crate::otlp::status::Failure;
+use crate::otlp::tls;
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use std::convert::Infallible;
@@ -132,12 +133,13 @@ impl UnaryService<Bytes> for ExportMethod {
     }
 }
 
-/// Serves the trace service on `listener` until `stop` fires, then waits for the
-/// connections to finish their requests.
+/// Serves the trace service on `listener` (over TLS when `tls` is set) until `stop`
+/// fires, then waits for the connections to finish their requests.
 pub(crate) async fn serve(
     listener: TcpListener,
     config: &GrpcConfig,
     service: TraceService,
+    tls: Option<Arc<rustls::ServerConfig>>,
     stop: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let mut builder = tonic::transport::Server::builder().max_concurrent_streams(
@@ -161,9 +163,19 @@ pub(crate) async fn serve(
             builder = builder.max_connection_age_grace(grace);
         }
     }
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    builder
-        .add_service(service)
-        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
-        .await
+    let router = builder.add_service(service);
+    match tls {
+        None => {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            router
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                .await
+        }
+        Some(config) => {
+            let incoming = tls::incoming(listener, tls::acceptor(&config), stop.clone());
+            router
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                .await
+        }
+    }
 }

@@ -7,6 +7,7 @@ use crate::otlp::cors::Cors;
 use crate::otlp::export::{Export, Transport};
 use crate::otlp::json;
 use crate::otlp::status::Failure;
+use crate::otlp::tls;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -256,14 +257,16 @@ fn error(encoding: Encoding, failure: &Failure) -> HttpResponse {
     r
 }
 
-/// Serves `handler` on `listener` until `stop` fires, then stops accepting and waits for
+/// Serves `handler` on `listener` (over TLS when `tls` is set) until `stop` fires, then stops accepting and waits for
 /// the open connections to finish the requests they are in.
 pub(crate) async fn serve(
     listener: TcpListener,
     config: &HttpConfig,
     handler: Arc<HttpHandler>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     stop: CancellationToken,
 ) {
+    let acceptor = tls.as_ref().map(tls::acceptor);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -294,6 +297,23 @@ pub(crate) async fn serve(
             let handler = handler.clone();
             async move { handler.handle(request).await }
         });
+        if let Some(acceptor) = &acceptor {
+            // The handshake runs in the connection's task, so the accept loop never waits.
+            let (acceptor, builder, watcher) =
+                (acceptor.clone(), builder.clone(), graceful.watcher());
+            tokio::spawn(async move {
+                let Some(stream) = tls::handshake(&acceptor, stream, "HTTP").await else {
+                    return;
+                };
+                let connection = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
+                if let Err(e) = watcher.watch(connection).await {
+                    tracing::debug!(error = %e, "OTLP/HTTP connection ended with an error");
+                }
+            });
+            continue;
+        }
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();

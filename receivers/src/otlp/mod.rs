@@ -16,6 +16,7 @@ mod http;
 pub mod json;
 mod receiver;
 pub mod status;
+mod tls;
 
 pub use config::OtlpConfig;
 pub use grpc::{EXPORT_PATH, SERVICE_NAME};
@@ -40,6 +41,8 @@ impl ReceiverFactory for OtlpReceiverFactory {
         config: OtlpConfig,
         next: ConsumerRef,
     ) -> Result<Arc<dyn Receiver>, ComponentError> {
+        // Reads the certificates now, so a bad `tls` block fails the build with its path.
+        config.server_tls()?;
         Ok(Arc::new(OtlpReceiver::new(
             ctx.id.clone(),
             config,

@@ -81,6 +81,7 @@ impl Lifecycle for OtlpReceiver {
             return Err(ComponentError::new("the OTLP receiver is already started"));
         }
         let protocols = &self.config.protocols;
+        let tls = self.config.server_tls()?;
         // Bind everything before serving anything, so a failure leaves nothing open.
         let grpc = match &protocols.grpc {
             Some(c) => Some((c, bind("gRPC", &c.endpoint).await?)),
@@ -99,8 +100,9 @@ impl Lifecycle for OtlpReceiver {
             let service = TraceService::new(self.export.clone(), config.max_recv_msg_size());
             let config = config.clone();
             let stop = stop.clone();
+            let tls = tls.grpc.clone();
             servers.push(tokio::spawn(async move {
-                if let Err(e) = grpc::serve(listener, &config, service, stop).await {
+                if let Err(e) = grpc::serve(listener, &config, service, tls, stop).await {
                     tracing::error!(error = %e, %address, "OTLP/gRPC server failed");
                 }
             }));
@@ -111,8 +113,9 @@ impl Lifecycle for OtlpReceiver {
             let handler = Arc::new(HttpHandler::new(self.export.clone(), config));
             let config = config.clone();
             let stop = stop.clone();
+            let tls = tls.http.clone();
             servers.push(tokio::spawn(async move {
-                http::serve(listener, &config, handler, stop).await;
+                http::serve(listener, &config, handler, tls, stop).await;
             }));
         }
         self.set_bound(bound);
