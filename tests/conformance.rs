@@ -37,6 +37,10 @@ fn test_config(kind: Kind, type_name: &str, dir: &std::path::Path) -> Option<ser
         (Kind::Processor, "attributes") => {
             "actions: [{key: conformance, value: yes, action: upsert}]".to_string()
         }
+        // Nothing listens on port 1: start defers the template, a send is retryable.
+        (Kind::Exporter, "elasticsearch") => "endpoint: http://127.0.0.1:1\n\
+             sending_queue: {enabled: false}\nretry_on_failure: {enabled: false}"
+            .to_string(),
         (Kind::Extension, "query") => format!(
             "endpoint: 127.0.0.1:0\nstorage: sqlite\nsystem_id_path: {}",
             dir.join("system-id").display()
