@@ -1,6 +1,7 @@
 //! Teletrace exporters.
 
 pub mod debug;
+pub mod file;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
