@@ -22,6 +22,8 @@ fn test_config(kind: Kind, type_name: &str, dir: &std::path::Path) -> Option<ser
             "protocols: {grpc: {endpoint: 127.0.0.1:0}, http: {endpoint: 127.0.0.1:0}}".to_string()
         }
         (Kind::Exporter, "sqlite") => format!("path: {}", dir.join("conformance.db").display()),
+        (Kind::Exporter, "file") => format!("path: {}", dir.join("conformance.json").display()),
+        (Kind::Receiver, "file") => format!("path: {}", dir.join("absent.json").display()),
         (Kind::Extension, "query") => format!(
             "endpoint: 127.0.0.1:0\nstorage: sqlite\nsystem_id_path: {}",
             dir.join("system-id").display()
@@ -36,6 +38,7 @@ fn required_keys(kind: Kind, type_name: &str) -> &'static [&'static str] {
     match (kind, type_name) {
         (Kind::Extension, "query") => &["storage"],
         (Kind::Receiver, "otlp") => &["protocols"],
+        (Kind::Receiver, "file") | (Kind::Exporter, "file") => &["path"],
         (Kind::Exporter, "otlp")
         | (Kind::Exporter, "otlp_http")
         | (Kind::Exporter, "elasticsearch") => &["endpoint"],
