@@ -41,6 +41,8 @@ fn test_config(kind: Kind, type_name: &str, dir: &std::path::Path) -> Option<ser
         (Kind::Exporter, "elasticsearch") => "endpoint: http://127.0.0.1:1\n\
              sending_queue: {enabled: false}\nretry_on_failure: {enabled: false}"
             .to_string(),
+        (Kind::Exporter, "file") => format!("path: {}", dir.join("conformance.json").display()),
+        (Kind::Receiver, "file") => format!("path: {}", dir.join("absent.json").display()),
         (Kind::Extension, "query") => format!(
             "endpoint: 127.0.0.1:0\nstorage: sqlite\nsystem_id_path: {}",
             dir.join("system-id").display()
@@ -58,6 +60,7 @@ fn required_keys(kind: Kind, type_name: &str) -> &'static [&'static str] {
         (Kind::Receiver, "otlp") => &["protocols"],
         (Kind::Processor, "attributes") => &["actions"],
         (Kind::Processor, "memory_limiter") => &["check_interval"],
+        (Kind::Receiver, "file") | (Kind::Exporter, "file") => &["path"],
         (Kind::Exporter, "otlp")
         | (Kind::Exporter, "otlp_http")
         | (Kind::Exporter, "elasticsearch") => &["endpoint"],

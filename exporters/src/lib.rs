@@ -4,6 +4,7 @@ pub mod debug;
 #[cfg(feature = "elasticsearch")]
 pub mod elasticsearch;
 pub mod otlp;
+pub mod file;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

@@ -1,15 +1,27 @@
 //! The exporter helper: the sending queue, retry with backoff and per-request timeout that
 //! every exporter sending over a network shares, with the OpenTelemetry Collector's
-//! `exporterhelper` config keys and defaults.
+//! `exporterhelper` config keys and defaults. See `README.md` in this folder.
 //!
 //! An exporter implements [`Sender`] (one attempt to deliver one batch) and wraps it in a
 //! [`QueuedRetryExporter`], which is the [`Exporter`] the service runs. Config structs
 //! ([`QueueSettings`], [`RetrySettings`], [`timeout`](ExporterHelperSettings::timeout))
 //! are meant to be fields of the exporter's own config, under the collector's key names
 //! `sending_queue`, `retry_on_failure` and `timeout`.
+//!
+//! With the queue on, `consume` puts the batch in the queue and returns (a full queue is a
+//! retryable error) and `num_consumers` tasks send from it; with the queue off, `consume`
+//! sends with retries in the caller's task and returns the final result.
 
+mod backoff;
+mod journal;
+mod metrics;
+mod queue;
 mod settings;
 
+pub use metrics::{
+    METRIC_ENQUEUE_FAILED_SPANS, METRIC_QUEUE_CAPACITY, METRIC_QUEUE_SIZE,
+    METRIC_SEND_FAILED_SPANS, METRIC_SENT_SPANS,
+};
 pub use settings::{ExporterHelperSettings, QueueSettings, RetrySettings};
 
 use crate::component::{ComponentError, ComponentId, Exporter, Host, Lifecycle};
@@ -18,7 +30,14 @@ use crate::storage::TraceReader;
 use crate::telemetry::Metrics;
 use crate::traces::Traces;
 use async_trait::async_trait;
-use std::sync::Arc;
+use backoff::Backoff;
+use metrics::HelperMetrics;
+use queue::BatchQueue;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// One delivery attempt of one batch to a backend.
 ///
@@ -37,27 +56,236 @@ pub trait Sender: Lifecycle + 'static {
     }
 }
 
-/// An exporter made of a [`Sender`] behind the sending queue and the retry loop.
-pub struct QueuedRetryExporter<S: Sender> {
-    id: ComponentId,
+/// How the delivery of one batch ended.
+enum Delivery {
+    /// The backend took it (perhaps partly: the error says how much it rejected).
+    Done(Result<(), ConsumeError>),
+    /// Shutdown stopped the retries; the batch was not delivered.
+    Interrupted(ConsumeError),
+}
+
+/// What the queue consumers and `consume` share.
+struct Inner<S> {
+    id: String,
     settings: ExporterHelperSettings,
     sender: Arc<S>,
-    metrics: Metrics,
+    metrics: HelperMetrics,
+    /// Cancelled at shutdown: retries stop waiting.
+    stop: CancellationToken,
+}
+
+impl<S: Sender> Inner<S> {
+    /// One attempt within the timeout (a timeout of zero means none).
+    async fn attempt(&self, traces: Traces) -> Result<(), ConsumeError> {
+        if self.settings.timeout.is_zero() {
+            return self.sender.send(traces).await;
+        }
+        match tokio::time::timeout(self.settings.timeout, self.sender.send(traces)).await {
+            Ok(result) => result,
+            Err(_) => Err(ConsumeError::retryable(format!(
+                "request timed out after {:?}",
+                self.settings.timeout
+            ))),
+        }
+    }
+
+    /// Sends `traces` with retries, and counts the outcome unless interrupted.
+    async fn deliver(&self, traces: Traces) -> Delivery {
+        let spans = traces.span_count() as u64;
+        let retry = &self.settings.retry;
+        let mut backoff = Backoff::new(retry);
+        let start = Instant::now();
+        let result = loop {
+            let err = match self.attempt(traces.clone()).await {
+                Ok(()) => break Ok(()),
+                Err(err) => err,
+            };
+            let ConsumeError::Retryable { retry_after, .. } = &err else {
+                break Err(err);
+            };
+            if !retry.enabled {
+                break Err(err);
+            }
+            if self.stop.is_cancelled() {
+                return Delivery::Interrupted(err);
+            }
+            let elapsed = start.elapsed();
+            let Some(mut wait) = backoff.next(elapsed, rand::random::<f64>()) else {
+                break Err(give_up(err, elapsed));
+            };
+            if let Some(after) = retry_after.filter(|after| *after > wait) {
+                if !backoff.within_budget(elapsed, after) {
+                    break Err(give_up(err, elapsed));
+                }
+                wait = after;
+            }
+            tracing::debug!(
+                exporter = %self.id,
+                error = %err,
+                ?wait,
+                "exporting failed; will retry"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.stop.cancelled() => return Delivery::Interrupted(err),
+            }
+        };
+        match &result {
+            Ok(()) => self.metrics.sent.add(spans),
+            Err(ConsumeError::PartiallyRejected {
+                rejected_spans,
+                message,
+            }) => {
+                let rejected = (*rejected_spans).min(spans);
+                self.metrics.sent.add(spans - rejected);
+                self.metrics.send_failed.add(rejected);
+                tracing::warn!(exporter = %self.id, rejected, "backend rejected spans: {message}");
+            }
+            Err(err) => {
+                self.metrics.send_failed.add(spans);
+                tracing::error!(
+                    exporter = %self.id,
+                    error = %err,
+                    dropped_spans = spans,
+                    "exporting failed; dropping data"
+                );
+            }
+        }
+        Delivery::Done(result)
+    }
+
+    /// A queue consumer: sends batches until the queue is closed and drained, or until
+    /// shutdown interrupts a persistent queue (what is left stays on disk).
+    async fn consume_queue(self: Arc<Self>, queue: Arc<BatchQueue>) {
+        while let Some(entry) = queue.pop().await {
+            let spans = entry.traces.span_count() as u64;
+            match self.deliver(entry.traces).await {
+                Delivery::Done(_) => queue.finish(entry.seq, true).await,
+                Delivery::Interrupted(_) if queue.is_persistent() => {
+                    queue.finish(entry.seq, false).await;
+                    break;
+                }
+                Delivery::Interrupted(err) => {
+                    self.metrics.send_failed.add(spans);
+                    tracing::error!(
+                        exporter = %self.id,
+                        error = %err,
+                        dropped_spans = spans,
+                        "exporting failed at shutdown; dropping data"
+                    );
+                    queue.finish(entry.seq, true).await;
+                }
+            }
+        }
+    }
+}
+
+fn give_up(err: ConsumeError, elapsed: std::time::Duration) -> ConsumeError {
+    ConsumeError::Retryable {
+        message: format!("no more retries left after {elapsed:?}: {err}"),
+        retry_after: None,
+    }
+}
+
+/// Checks the settings, naming the offending key.
+fn validate(settings: &ExporterHelperSettings) -> Result<(), ComponentError> {
+    let q = &settings.queue;
+    let r = &settings.retry;
+    if q.enabled && q.num_consumers == 0 {
+        return Err(ComponentError::new(
+            "sending_queue::num_consumers: must be at least 1",
+        ));
+    }
+    if q.enabled && q.queue_size == 0 {
+        return Err(ComponentError::new(
+            "sending_queue::queue_size: must be at least 1",
+        ));
+    }
+    if !(0.0..=1.0).contains(&r.randomization_factor) {
+        return Err(ComponentError::new(format!(
+            "retry_on_failure::randomization_factor: must be between 0 and 1, got {}",
+            r.randomization_factor
+        )));
+    }
+    if !(r.multiplier.is_finite() && r.multiplier > 0.0) {
+        return Err(ComponentError::new(format!(
+            "retry_on_failure::multiplier: must be positive, got {}",
+            r.multiplier
+        )));
+    }
+    if r.enabled && r.initial_interval.is_zero() {
+        return Err(ComponentError::new(
+            "retry_on_failure::initial_interval: must be positive",
+        ));
+    }
+    Ok(())
+}
+
+/// The directory of exporter `id`'s persistent queue inside `storage`: `exporter_<id>`
+/// with every byte other than ASCII letters, digits, `-`, `_` and `.` written `%XX`.
+pub fn queue_directory(storage: &std::path::Path, id: &ComponentId) -> PathBuf {
+    let mut name = String::from("exporter_");
+    for b in id.to_string().bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+            name.push(char::from(b));
+        } else {
+            name.push_str(&format!("%{b:02X}"));
+        }
+    }
+    storage.join(name)
+}
+
+/// An exporter made of a [`Sender`] behind the sending queue and the retry loop.
+pub struct QueuedRetryExporter<S: Sender> {
+    inner: Arc<Inner<S>>,
+    queue: Option<Arc<BatchQueue>>,
+    consumers: Mutex<Vec<JoinHandle<()>>>,
+    sender: Arc<S>,
 }
 
 impl<S: Sender> QueuedRetryExporter<S> {
-    /// Wraps `sender`. Validates the settings (a queue storage directory must be usable).
+    /// Wraps `sender`. Validates the settings and, with `sending_queue::storage` set,
+    /// opens the persistent queue (in [`queue_directory`]) and loads what a previous run
+    /// left unacknowledged.
     pub fn new(
         id: ComponentId,
         settings: ExporterHelperSettings,
         sender: S,
         metrics: &Metrics,
     ) -> Result<Self, ComponentError> {
+        validate(&settings)?;
+        let label = id.to_string();
+        let q = &settings.queue;
+        let queue = if q.enabled {
+            let size = HelperMetrics::queue_gauges(metrics, &label, q.queue_size);
+            Some(Arc::new(match &q.storage {
+                None => BatchQueue::in_memory(q.queue_size, size),
+                Some(storage) => {
+                    let dir = queue_directory(storage, &id);
+                    BatchQueue::persistent(&dir, q.queue_size, size, queue::SEGMENT_BYTES)
+                        .map_err(|e| {
+                            ComponentError::new(format!(
+                                "sending_queue::storage: cannot open the persistent queue in {}: {e}",
+                                dir.display()
+                            ))
+                        })?
+                }
+            }))
+        } else {
+            None
+        };
+        let sender = Arc::new(sender);
         Ok(QueuedRetryExporter {
-            id,
-            settings,
-            sender: Arc::new(sender),
-            metrics: metrics.clone(),
+            inner: Arc::new(Inner {
+                metrics: HelperMetrics::new(metrics, &label),
+                id: label,
+                settings,
+                sender: Arc::clone(&sender),
+                stop: CancellationToken::new(),
+            }),
+            queue,
+            consumers: Mutex::new(Vec::new()),
+            sender,
         })
     }
 
@@ -65,15 +293,54 @@ impl<S: Sender> QueuedRetryExporter<S> {
     pub fn sender(&self) -> &Arc<S> {
         &self.sender
     }
+
+    /// Batches waiting in the sending queue (0 without a queue).
+    pub fn queue_len(&self) -> usize {
+        self.queue.as_ref().map_or(0, |q| q.len())
+    }
+}
+
+impl<S: Sender> Drop for QueuedRetryExporter<S> {
+    /// Dropped without shutdown (a crash, for the persistent queue): the consumers stop
+    /// where they are; unacknowledged batches stay on disk.
+    fn drop(&mut self) {
+        self.inner.stop.cancel();
+        let consumers = self.consumers.get_mut().unwrap_or_else(|e| e.into_inner());
+        for handle in consumers.drain(..) {
+            handle.abort();
+        }
+    }
 }
 
 #[async_trait]
 impl<S: Sender> Lifecycle for QueuedRetryExporter<S> {
     async fn start(&self, host: &Host) -> Result<(), ComponentError> {
-        self.sender.start(host).await
+        self.sender.start(host).await?;
+        if let Some(queue) = &self.queue {
+            let mut consumers = self.consumers.lock().unwrap_or_else(|e| e.into_inner());
+            if consumers.is_empty() {
+                for _ in 0..self.inner.settings.queue.num_consumers {
+                    let inner = Arc::clone(&self.inner);
+                    consumers.push(tokio::spawn(inner.consume_queue(Arc::clone(queue))));
+                }
+            }
+        }
+        Ok(())
     }
 
+    /// Stops taking batches, stops retry waits, lets the consumers send what is queued
+    /// (one attempt each; a persistent queue keeps what fails for the next start), then
+    /// shuts the sender down. The service bounds the whole with its shutdown deadline.
     async fn shutdown(&self) -> Result<(), ComponentError> {
+        if let Some(queue) = &self.queue {
+            queue.close();
+        }
+        self.inner.stop.cancel();
+        let consumers =
+            std::mem::take(&mut *self.consumers.lock().unwrap_or_else(|e| e.into_inner()));
+        for handle in consumers {
+            let _ = handle.await;
+        }
         self.sender.shutdown().await
     }
 }
@@ -81,12 +348,21 @@ impl<S: Sender> Lifecycle for QueuedRetryExporter<S> {
 #[async_trait]
 impl<S: Sender> Consumer for QueuedRetryExporter<S> {
     async fn consume(&self, traces: Traces) -> Result<(), ConsumeError> {
-        // Placeholder until the queue and retry land: one attempt within the timeout.
-        let _ = (&self.id, &self.metrics);
-        match tokio::time::timeout(self.settings.timeout, self.sender.send(traces)).await {
-            Ok(result) => result,
-            Err(_) => Err(ConsumeError::retryable("request timed out")),
-        }
+        let Some(queue) = &self.queue else {
+            let spans = traces.span_count() as u64;
+            return match self.inner.deliver(traces).await {
+                Delivery::Done(result) => result,
+                Delivery::Interrupted(err) => {
+                    self.inner.metrics.send_failed.add(spans);
+                    Err(err)
+                }
+            };
+        };
+        let spans = traces.span_count() as u64;
+        queue.push(traces).await.inspect_err(|err| {
+            self.inner.metrics.enqueue_failed.add(spans);
+            tracing::warn!(exporter = %self.inner.id, refused_spans = spans, "{err}");
+        })
     }
 }
 
@@ -95,3 +371,6 @@ impl<S: Sender> Exporter for QueuedRetryExporter<S> {
         self.sender.reader()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,6 +8,7 @@
 //! protobuf messages merge), and the exporter sends the bytes.
 
 mod frame;
+pub mod json;
 pub mod wire;
 
 use bytes::{Bytes, BytesMut};
