@@ -3,8 +3,8 @@
 pub mod debug;
 #[cfg(feature = "elasticsearch")]
 pub mod elasticsearch;
-pub mod otlp;
 pub mod file;
+pub mod otlp;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

@@ -347,6 +347,15 @@ impl<S: Sender> Lifecycle for QueuedRetryExporter<S> {
 
 #[async_trait]
 impl<S: Sender> Consumer for QueuedRetryExporter<S> {
+    /// Refuses while the sending queue is full or closed, so a receiver answers "retry
+    /// later" before reading a body the queue could not take anyway.
+    fn admit(&self) -> Result<(), ConsumeError> {
+        match self.queue.as_ref().and_then(|q| q.refusal()) {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
     async fn consume(&self, traces: Traces) -> Result<(), ConsumeError> {
         let Some(queue) = &self.queue else {
             let spans = traces.span_count() as u64;

@@ -113,6 +113,20 @@ impl BatchQueue {
         lock(&self.state).pending.len()
     }
 
+    /// Why a batch offered now would be refused (full or closed), without taking one.
+    pub fn refusal(&self) -> Option<ConsumeError> {
+        let state = lock(&self.state);
+        if state.closed {
+            Some(ConsumeError::retryable(
+                "sending queue is closed (shutting down)",
+            ))
+        } else if state.pending.len() + state.reserved >= self.capacity {
+            Some(ConsumeError::retryable("sending queue is full"))
+        } else {
+            None
+        }
+    }
+
     /// Adds a batch, or fails with a retryable error when the queue is full or closed.
     /// Once this returns `Ok` the batch is durable (persistent queue).
     pub async fn push(self: &Arc<Self>, traces: Traces) -> Result<(), ConsumeError> {

@@ -112,8 +112,14 @@ async fn full_queue_is_a_retryable_error_counted_as_enqueue_failed() {
     exp.consume(batch(1)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(attempts.load(Ordering::SeqCst), 1);
+    exp.admit().expect("room for two more");
     exp.consume(batch(2)).await.unwrap();
     exp.consume(batch(3)).await.unwrap();
+    let refusal = exp.admit().unwrap_err();
+    assert!(
+        refusal.is_retryable() && refusal.message().contains("full"),
+        "{refusal}"
+    );
     let err = exp.consume(batch(4)).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert!(err.message().contains("full"), "{err}");

@@ -3,7 +3,7 @@
 //! with a rustls config built by `teletrace_core::tls`.
 
 use crate::otlp::config::{Compression, Encoding, OtlpHttpConfig};
-use crate::otlp::{json, status};
+use crate::otlp::status;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
@@ -82,7 +82,9 @@ impl HttpSender {
     fn body(&self, traces: Traces) -> Result<Bytes, ConsumeError> {
         let body = match self.encoding {
             Encoding::Proto => traces.to_encoded(),
-            Encoding::Json => Bytes::from(json::encode_request(&traces.into_request()?)),
+            Encoding::Json => Bytes::from(teletrace_core::traces::json::request_to_vec(
+                &traces.into_request()?.resource_spans,
+            )),
         };
         compress(self.compression, body)
             .map_err(|e| ConsumeError::permanent(format!("compressing the request: {e}")))

@@ -9,7 +9,6 @@
 pub mod config;
 pub mod grpc;
 pub mod http;
-pub mod json;
 mod status;
 
 pub use config::{Compression, Encoding, OtlpGrpcConfig, OtlpHttpConfig};
