@@ -14,11 +14,11 @@ pub const ALL_IN_ONE: &str = include_str!("../configs/teletrace-all-in-one.yaml"
 #[command(
     name = "teletrace",
     version,
-    about = "Trace pipeline and trace store: OTLP in, spans stored in SQLite, a query API.",
+    about = "Trace pipeline and trace store: OTLP in, spans stored in SQLite, a query API and web UI.",
     long_about = "Runs a trace pipeline described in YAML, in the OpenTelemetry Collector's config format \
 (receivers, processors, exporters, extensions, service). With no --config it runs the embedded \
 all-in-one preset: OTLP on 4317 (gRPC) and 4318 (HTTP), spans stored in SQLite (embedded_spans.db), \
-and the Teletrace query API on http://localhost:8080.\n\n\
+and on http://localhost:8080 the web UI, the Teletrace v1 API and the Jaeger query API (/api).\n\n\
 Environment variables in config values are expanded: ${env:VAR}, ${VAR}, ${env:VAR:-default}; $$ is a literal $.",
     after_help = "Examples:\n  teletrace                                   run the all-in-one preset\n  \
 teletrace --config pipeline.yaml            run a pipeline\n  \
