@@ -9,35 +9,7 @@ use opentelemetry::trace::{
 };
 use opentelemetry::KeyValue;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// A preset instance on ephemeral ports with its database in `dir`.
-async fn preset(dir: &Path) -> common::Running {
-    let sets = [
-        "receivers::otlp::protocols::grpc::endpoint=127.0.0.1:0".to_string(),
-        "receivers::otlp::protocols::http::endpoint=127.0.0.1:0".to_string(),
-        format!(
-            "exporters::sqlite::path={}",
-            dir.join("embedded_spans.db").display()
-        ),
-        "extensions::query::endpoint=127.0.0.1:0".to_string(),
-        format!(
-            "extensions::query::system_id_path={}",
-            dir.join("system-id").display()
-        ),
-        "processors::batch::timeout=20ms".to_string(),
-        "service::telemetry::metrics::level=none".to_string(),
-    ];
-    common::start_with(teletrace::cli::ALL_IN_ONE, &sets).await
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("teletrace-aio-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 struct Api {
     base: String,
@@ -136,8 +108,8 @@ async fn send_typed_trace(endpoint: String) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_answers_with_teletrace_shapes() {
-    let dir = temp_dir("endpoints");
-    let running = preset(&dir).await;
+    let dir = common::fresh_dir("aio", "endpoints");
+    let running = common::start_preset(&dir).await;
     let api = Api::new(&running);
     let (trace_id, linked_trace) = send_typed_trace(running.grpc_endpoint()).await;
     api.wait_for(json!([kv("span.name", "equals", json!("typed-root"))]), 1)
@@ -246,7 +218,7 @@ async fn every_endpoint_answers_with_teletrace_shapes() {
 
     running.stop().await;
     // The database survives a restart, and so does the system ID.
-    let running = preset(&dir).await;
+    let running = common::start_preset(&dir).await;
     let api = Api::new(&running);
     assert_eq!(
         api.search(json!([kv("span.name", "equals", json!("typed-root"))]))
@@ -262,8 +234,8 @@ async fn every_endpoint_answers_with_teletrace_shapes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_on_each_value_type_and_injection() {
-    let dir = temp_dir("operators");
-    let running = preset(&dir).await;
+    let dir = common::fresh_dir("aio", "operators");
+    let running = common::start_preset(&dir).await;
     let api = Api::new(&running);
     let endpoint = running.grpc_endpoint();
     tokio::task::spawn_blocking(move || {
@@ -404,8 +376,8 @@ async fn operators_on_each_value_type_and_injection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paging_returns_each_match_once_and_big_traces_whole() {
-    let dir = temp_dir("paging");
-    let running = preset(&dir).await;
+    let dir = common::fresh_dir("aio", "paging");
+    let running = common::start_preset(&dir).await;
     let api = Api::new(&running);
     let endpoint = running.grpc_endpoint();
     // One trace of 2,000 spans (a root and 1,999 children), many with equal start times.

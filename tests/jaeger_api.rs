@@ -11,34 +11,7 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{InstrumentationScope, KeyValue};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-async fn preset(dir: &Path) -> common::Running {
-    let sets = [
-        "receivers::otlp::protocols::grpc::endpoint=127.0.0.1:0".to_string(),
-        "receivers::otlp::protocols::http::endpoint=127.0.0.1:0".to_string(),
-        format!(
-            "exporters::sqlite::path={}",
-            dir.join("embedded_spans.db").display()
-        ),
-        "extensions::query::endpoint=127.0.0.1:0".to_string(),
-        format!(
-            "extensions::query::system_id_path={}",
-            dir.join("system-id").display()
-        ),
-        "processors::batch::timeout=20ms".to_string(),
-        "service::telemetry::metrics::level=none".to_string(),
-    ];
-    common::start_with(teletrace::cli::ALL_IN_ONE, &sets).await
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("teletrace-jaeger-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 async fn get(base: &str, path: &str) -> (u16, Value) {
     let r = reqwest::get(format!("{base}{path}")).await.unwrap();
@@ -237,8 +210,8 @@ fn trace_ids(traces: &[Value]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jaeger_endpoints_answer_in_jaegers_shape() {
-    let dir = temp_dir("endpoints");
-    let running = preset(&dir).await;
+    let dir = common::fresh_dir("jaeger", "endpoints");
+    let running = common::start_preset(&dir).await;
     let base_url = format!("http://{}", running.addr("extensions::query", "http"));
     let b = base_url.as_str();
     let now = SystemTime::now();

@@ -25,39 +25,12 @@ use opentelemetry_proto::tonic::trace::v1::{
 };
 use prost::Message;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Spans in the large trace.
 const BIG_TRACE_SPANS: usize = 10_000;
-
-/// A preset instance on ephemeral ports with its database in `dir`.
-async fn preset(dir: &Path) -> common::Running {
-    let sets = [
-        "receivers::otlp::protocols::grpc::endpoint=127.0.0.1:0".to_string(),
-        "receivers::otlp::protocols::http::endpoint=127.0.0.1:0".to_string(),
-        format!(
-            "exporters::sqlite::path={}",
-            dir.join("embedded_spans.db").display()
-        ),
-        "extensions::query::endpoint=127.0.0.1:0".to_string(),
-        format!(
-            "extensions::query::system_id_path={}",
-            dir.join("system-id").display()
-        ),
-        "processors::batch::timeout=20ms".to_string(),
-        "service::telemetry::metrics::level=none".to_string(),
-    ];
-    common::start_with(teletrace::cli::ALL_IN_ONE, &sets).await
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("teletrace-ui-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn base(running: &common::Running) -> String {
     format!("http://{}", running.addr("extensions::query", "http"))
@@ -65,8 +38,8 @@ fn base(running: &common::Running) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_and_assets_are_served_with_types_and_validators() {
-    let dir = temp_dir("assets");
-    let running = preset(&dir).await;
+    let dir = common::fresh_dir("ui", "assets");
+    let running = common::start_preset(&dir).await;
     let base = base(&running);
     let http = reqwest::Client::new();
 
@@ -352,8 +325,8 @@ async fn browser_searches_opens_traces_and_renders_a_10k_span_trace() {
         .join("screenshots");
     std::fs::create_dir_all(&screenshots).unwrap();
 
-    let dir = temp_dir("browser");
-    let running = preset(&dir).await;
+    let dir = common::fresh_dir("ui", "browser");
+    let running = common::start_preset(&dir).await;
     let base = base(&running);
     let big = send_big_trace(&running.http_endpoint()).await;
     let checkout = send_checkout_trace(running.grpc_endpoint(), running.http_endpoint()).await;

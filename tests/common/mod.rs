@@ -98,3 +98,32 @@ pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> b
     }
     check()
 }
+
+/// The all-in-one preset (the embedded default config) on ephemeral ports, with its
+/// SQLite file and system ID in `dir`, a 20 ms batch timeout and no metrics endpoint.
+pub async fn start_preset(dir: &std::path::Path) -> Running {
+    let sets = [
+        "receivers::otlp::protocols::grpc::endpoint=127.0.0.1:0".to_string(),
+        "receivers::otlp::protocols::http::endpoint=127.0.0.1:0".to_string(),
+        format!(
+            "exporters::sqlite::path={}",
+            dir.join("embedded_spans.db").display()
+        ),
+        "extensions::query::endpoint=127.0.0.1:0".to_string(),
+        format!(
+            "extensions::query::system_id_path={}",
+            dir.join("system-id").display()
+        ),
+        "processors::batch::timeout=20ms".to_string(),
+        "service::telemetry::metrics::level=none".to_string(),
+    ];
+    start_with(teletrace::cli::ALL_IN_ONE, &sets).await
+}
+
+/// A fresh, empty directory for one test: `teletrace-<suite>-<name>-<pid>` in the temp dir.
+pub fn fresh_dir(suite: &str, name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("teletrace-{suite}-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
