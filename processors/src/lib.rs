@@ -4,11 +4,11 @@ pub mod attributes;
 pub mod batch;
 pub mod filter;
 pub mod matching;
+pub mod memory_limiter;
 pub mod probabilistic_sampler;
 pub mod resource_detection;
 pub mod tail_sampling;
 
-pub mod memory_limiter;
 #[cfg(test)]
 mod test_util;
 
