@@ -9,6 +9,7 @@ pub mod consumer;
 pub mod exporter_helper;
 pub mod memory;
 pub mod registry;
+pub mod rotated_files;
 pub mod service;
 pub mod storage;
 pub mod telemetry;

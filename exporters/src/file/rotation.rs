@@ -7,6 +7,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use teletrace_core::rotated_files::{self, split_extension};
 
 /// Buffer in front of the file.
 const BUFFER_BYTES: usize = 256 * 1024;
@@ -26,14 +27,6 @@ fn open_append(path: &Path) -> io::Result<(BufWriter<File>, u64)> {
     let file = OpenOptions::new().create(true).append(true).open(path)?;
     let size = file.metadata()?.len();
     Ok((BufWriter::with_capacity(BUFFER_BYTES, file), size))
-}
-
-/// `data.json` -> (`data`, `.json`); `data` -> (`data`, ``), as Go's `filepath.Ext`.
-pub fn split_extension(file_name: &str) -> (&str, &str) {
-    match file_name.rfind('.') {
-        Some(i) if i > 0 => file_name.split_at(i),
-        _ => (file_name, ""),
-    }
 }
 
 /// `2006-01-02T15-04-05.000` for `t`, shifted by `offset_secs` (local time) or not (UTC).
@@ -61,16 +54,6 @@ pub fn timestamp(t: SystemTime, offset_secs: i64) -> String {
     )
 }
 
-/// True when `s` has the shape of a rotation timestamp.
-pub fn is_timestamp(s: &str) -> bool {
-    let shape = b"dddd-dd-ddTdd-dd-dd.ddd";
-    s.len() == shape.len()
-        && s.bytes().zip(shape.iter()).all(|(c, &p)| match p {
-            b'd' => c.is_ascii_digit(),
-            _ => c == p,
-        })
-}
-
 /// Seconds east of UTC of the local time zone at `t`.
 #[cfg(unix)]
 fn local_offset(t: SystemTime) -> i64 {
@@ -90,36 +73,6 @@ fn local_offset(t: SystemTime) -> i64 {
 #[cfg(not(unix))]
 fn local_offset(_t: SystemTime) -> i64 {
     0
-}
-
-/// The rotated files of `path` (`<stem>-<timestamp><ext>` in its directory), oldest first.
-pub fn rotated_files(path: &Path) -> io::Result<Vec<PathBuf>> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return Ok(Vec::new());
-    };
-    let (stem, ext) = split_extension(name);
-    let mut found = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let file_name = entry.file_name();
-        let Some(candidate) = file_name.to_str() else {
-            continue;
-        };
-        let middle = candidate
-            .strip_prefix(stem)
-            .and_then(|rest| rest.strip_prefix('-'))
-            .and_then(|rest| rest.strip_suffix(ext));
-        if middle.is_some_and(is_timestamp) {
-            found.push(entry.path());
-        }
-    }
-    // The fixed-width timestamp sorts chronologically.
-    found.sort();
-    Ok(found)
 }
 
 impl RotatingFile {
@@ -199,7 +152,7 @@ impl RotatingFile {
     }
 
     fn remove_old_backups(&self, rotation: &RotationConfig) -> io::Result<()> {
-        let mut backups = rotated_files(&self.path)?;
+        let mut backups = rotated_files::list(&self.path)?;
         if rotation.max_backups > 0 {
             let keep = usize::try_from(rotation.max_backups).unwrap_or(usize::MAX);
             let excess = backups.len().saturating_sub(keep);
@@ -230,16 +183,7 @@ mod tests {
         assert_eq!(timestamp(t, 0), "2022-09-14T05-02-14.173");
         assert_eq!(timestamp(t, 3600), "2022-09-14T06-02-14.173");
         assert_eq!(timestamp(UNIX_EPOCH, 0), "1970-01-01T00-00-00.000");
-        assert!(is_timestamp("2022-09-14T05-02-14.173"));
-        assert!(!is_timestamp("2022-09-14T05-02-14"));
-    }
-
-    #[test]
-    fn extension_split_matches_go() {
-        assert_eq!(split_extension("data.json"), ("data", ".json"));
-        assert_eq!(split_extension("data"), ("data", ""));
-        assert_eq!(split_extension("a.tar.gz"), ("a.tar", ".gz"));
-        assert_eq!(split_extension(".hidden"), (".hidden", ""));
+        assert!(rotated_files::is_timestamp(&timestamp(t, 0)));
     }
 
     #[test]
@@ -257,7 +201,7 @@ mod tests {
             f.write_record(&record).unwrap();
         }
         f.sync().unwrap();
-        let backups = rotated_files(&path).unwrap();
+        let backups = rotated_files::list(&path).unwrap();
         assert_eq!(backups.len(), 2, "{backups:?}");
         for b in &backups {
             assert_eq!(fs::metadata(b).unwrap().len(), 600 * 1024);

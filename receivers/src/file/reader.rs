@@ -113,7 +113,7 @@ impl Tail {
         let path = PathBuf::from(&config.path);
         let mut backlog = VecDeque::new();
         if config.include_rotated && config.start_at == StartAt::Beginning {
-            backlog.extend(rotated_files(&path)?);
+            backlog.extend(teletrace_core::rotated_files::list(&path)?);
         }
         Ok(Tail {
             decoder: Decoder::new(config.format, config.compression == "zstd"),
@@ -331,52 +331,4 @@ fn decode_frames(open: &mut Open, decoder: Decoder, out: &mut Vec<Item>) -> usiz
         pos += 4 + len;
     }
     pos
-}
-
-/// The rotated files of `path` (`<stem>-<timestamp><ext>`, as the exporter names them),
-/// oldest first.
-pub fn rotated_files(path: &Path) -> io::Result<Vec<PathBuf>> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return Ok(Vec::new());
-    };
-    let (stem, ext) = match name.rfind('.') {
-        Some(i) if i > 0 => name.split_at(i),
-        _ => (name, ""),
-    };
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut found = Vec::new();
-    for entry in entries {
-        let entry = entry?;
-        let file_name = entry.file_name();
-        let Some(candidate) = file_name.to_str() else {
-            continue;
-        };
-        let middle = candidate
-            .strip_prefix(stem)
-            .and_then(|rest| rest.strip_prefix('-'))
-            .and_then(|rest| rest.strip_suffix(ext));
-        if middle.is_some_and(is_timestamp) {
-            found.push(entry.path());
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
-/// True for `2006-01-02T15-04-05.000`-shaped text.
-fn is_timestamp(s: &str) -> bool {
-    let shape = b"dddd-dd-ddTdd-dd-dd.ddd";
-    s.len() == shape.len()
-        && s.bytes().zip(shape.iter()).all(|(c, &p)| match p {
-            b'd' => c.is_ascii_digit(),
-            _ => c == p,
-        })
 }
