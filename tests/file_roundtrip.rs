@@ -11,9 +11,10 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use teletrace_core::rotated_files;
 use teletrace_core::telemetry::Metrics;
 use teletrace_core::{Consumer, Host, Lifecycle, Traces};
-use teletrace_exporters::file::{rotation, FileConfig, FileExporter, Format, RotationConfig};
+use teletrace_exporters::file::{FileConfig, FileExporter, Format, RotationConfig};
 use teletrace_receivers::file::{FileReceiverConfig, Tail};
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -164,7 +165,7 @@ async fn round_trip(format: &str, compression: &str) {
     // Two runs of the exporter on the same path: the second appends, and both rotate.
     write(&input, fmt, compression, true, batches[..24].to_vec()).await;
     write(&input, fmt, compression, true, batches[24..].to_vec()).await;
-    let rotated = rotation::rotated_files(&input).unwrap();
+    let rotated = rotated_files::list(&input).unwrap();
     assert!(!rotated.is_empty(), "{name}: expected a rotation");
     let expected = all_spans(&batches);
 
