@@ -6,7 +6,7 @@
 
 use super::config::{Mode, ProbabilisticSamplerConfig};
 use super::threshold::{trace_id_randomness, Threshold, MIN_SAMPLING_PROBABILITY};
-use super::tracestate::W3cTraceState;
+use super::tracestate::{OtelTraceState, W3cTraceState};
 use async_trait::async_trait;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -32,12 +32,22 @@ const FNV32_PRIME: u32 = 0x0100_0193;
 
 /// The collector's hash: FNV-1a 32 over the seed (4 bytes, little endian), then `bytes`.
 pub fn hash_seed_hash(bytes: &[u8], seed: u32) -> u32 {
-    let mut hash = FNV32_OFFSET;
-    for &b in seed.to_le_bytes().iter().chain(bytes) {
-        hash ^= u32::from(b);
-        hash = hash.wrapping_mul(FNV32_PRIME);
+    fnv1a_continue(seeded_state(seed), bytes)
+}
+
+/// The FNV-1a state after the seed's 4 bytes: the same for every span of a config, so
+/// the decider computes it once.
+fn seeded_state(seed: u32) -> u32 {
+    fnv1a_continue(FNV32_OFFSET, &seed.to_le_bytes())
+}
+
+/// FNV-1a 32 over `bytes`, starting from `state`.
+fn fnv1a_continue(mut state: u32, bytes: &[u8]) -> u32 {
+    for &b in bytes {
+        state ^= u32::from(b);
+        state = state.wrapping_mul(FNV32_PRIME);
     }
-    hash
+    state
 }
 
 /// The `hash_seed` mode's acceptance bound: a trace is kept when
@@ -97,6 +107,11 @@ impl Policy {
 pub struct Decider {
     kind: Kind,
     fail_closed: bool,
+    /// `hash_seed` mode: the FNV-1a state after the seed bytes.
+    seeded: u32,
+    /// `hash_seed` mode: `;th:<threshold>` as a kept span's fresh tracestate ends (empty
+    /// when no threshold is written), so the hot path formats only `rv`.
+    th_suffix: String,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -132,6 +147,8 @@ impl Decider {
             return Decider {
                 kind: Kind::Never,
                 fail_closed,
+                seeded: FNV32_OFFSET,
+                th_suffix: String::new(),
             };
         }
         let ratio = (f64::from(pct) / 100.0).max(MIN_SAMPLING_PROBABILITY);
@@ -158,7 +175,28 @@ impl Decider {
                     .unwrap_or(Threshold::ALWAYS),
             },
         };
-        Decider { kind, fail_closed }
+        let (seeded, th_suffix) = match kind {
+            Kind::Hash {
+                seed, threshold, ..
+            } => {
+                let mut fresh = OtelTraceState::default();
+                let th = match fresh.update_threshold(threshold) {
+                    Ok(()) => fresh.threshold.and_then(Threshold::encode),
+                    Err(_) => None,
+                };
+                (
+                    seeded_state(seed),
+                    th.map(|th| format!(";th:{th}")).unwrap_or_default(),
+                )
+            }
+            _ => (FNV32_OFFSET, String::new()),
+        };
+        Decider {
+            kind,
+            fail_closed,
+            seeded,
+            th_suffix,
+        }
     }
 
     /// Decides one span: whether to keep it and what decided. A kept span's tracestate
@@ -171,15 +209,28 @@ impl Decider {
             (self.kind, priority, span.trace_state.is_empty())
         {
             if trace_id_randomness(&span.trace_id).is_some() {
-                let hash = hash_seed_hash(&span.trace_id, seed);
+                debug_assert_eq!(self.seeded, seeded_state(seed));
+                let hash = fnv1a_continue(self.seeded, &span.trace_id);
                 let keep = hash & HASH_BUCKET_MASK < bound;
                 if keep {
-                    self.write_state(span, W3cTraceState::default(), hash);
+                    span.trace_state = self.fresh_hash_state(hash);
                 }
                 return (keep, Policy::TraceIdHash);
             }
         }
         self.decide_general(span, priority)
+    }
+
+    /// The tracestate of a kept span that had none, in `hash_seed` mode: what
+    /// [`W3cTraceState::serialize`] writes for `rv` and the threshold, built with one
+    /// allocation (this runs for every kept span).
+    fn fresh_hash_state(&self, hash: u32) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::with_capacity(20 + self.th_suffix.len());
+        out.push_str("ot=rv:");
+        let _ = write!(out, "{:014x}", hash_randomness(hash));
+        out.push_str(&self.th_suffix);
+        out
     }
 
     fn write_state(&self, span: &mut Span, mut state: W3cTraceState, hash: u32) {
@@ -307,8 +358,9 @@ impl Decider {
 /// The largest randomness value (what the never-sampler pretends to have).
 const MAX_RANDOMNESS: u64 = (1 << 56) - 1;
 
-/// Reads `sampling.priority` as the collector does: `0` drops, a positive number keeps,
-/// anything else (negative, non-numeric, absent) defers to the sampler.
+/// Reads `sampling.priority`: `0` drops, any other number keeps (the rule; the
+/// collector keeps only positive ones), anything else (non-numeric, absent) defers to the
+/// sampler.
 fn sampling_priority(attributes: &[KeyValue]) -> Priority {
     let Some(value) = attributes
         .iter()
@@ -329,10 +381,10 @@ fn sampling_priority(attributes: &[KeyValue]) -> Priority {
     };
     if number == 0.0 {
         Priority::Drop
-    } else if number > 0.0 {
-        Priority::Keep
-    } else {
+    } else if number.is_nan() {
         Priority::Defer
+    } else {
+        Priority::Keep
     }
 }
 
@@ -407,3 +459,42 @@ impl Consumer for ProbabilisticSampler {
 
 impl Lifecycle for ProbabilisticSampler {}
 impl Processor for ProbabilisticSampler {}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    fn decider(yaml: &str) -> Decider {
+        let value: serde_yaml::Value = serde_yaml::from_str(yaml).expect("yaml");
+        let config: ProbabilisticSamplerConfig = serde_yaml::from_value(value).expect("config");
+        Decider::new(&config)
+    }
+
+    /// The hot path's hash and tracestate are exactly the general path's.
+    #[test]
+    fn the_fast_hash_path_matches_the_general_one() {
+        for yaml in [
+            "mode: hash_seed\nhash_seed: 22\nsampling_percentage: 10",
+            "mode: hash_seed\nhash_seed: 0\nsampling_percentage: 33.3",
+            "mode: hash_seed\nhash_seed: 4294967295\nsampling_percentage: 100",
+        ] {
+            let d = decider(yaml);
+            let Kind::Hash { seed, .. } = d.kind else {
+                panic!("{yaml}: not hash mode");
+            };
+            let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+            for _ in 0..10_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let mut id = x.to_be_bytes().to_vec();
+                id.extend_from_slice(&x.rotate_left(29).to_le_bytes());
+                let hash = fnv1a_continue(d.seeded, &id);
+                assert_eq!(hash, hash_seed_hash(&id, seed), "{yaml}");
+                let mut general = Span::default();
+                d.write_state(&mut general, W3cTraceState::default(), hash);
+                assert_eq!(d.fresh_hash_state(hash), general.trace_state, "{yaml}");
+            }
+        }
+    }
+}
