@@ -112,6 +112,9 @@ pub struct Decider {
     /// `hash_seed` mode: `;th:<threshold>` as a kept span's fresh tracestate ends (empty
     /// when no threshold is written), so the hot path formats only `rv`.
     th_suffix: String,
+    /// `proportional` mode: the threshold for a span arriving without tracestate, and the
+    /// tracestate a kept one leaves with (the same for every such span).
+    proportional_fresh: Option<(Threshold, String)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -149,6 +152,7 @@ impl Decider {
                 fail_closed,
                 seeded: FNV32_OFFSET,
                 th_suffix: String::new(),
+                proportional_fresh: None,
             };
         }
         let ratio = (f64::from(pct) / 100.0).max(MIN_SAMPLING_PROBABILITY);
@@ -191,12 +195,20 @@ impl Decider {
             }
             _ => (FNV32_OFFSET, String::new()),
         };
-        Decider {
+        let mut decider = Decider {
             kind,
             fail_closed,
             seeded,
             th_suffix,
+            proportional_fresh: None,
+        };
+        if let Kind::Proportional { .. } = kind {
+            let mut fresh = W3cTraceState::default();
+            let threshold = decider.threshold_for(Some(&fresh));
+            let _ = fresh.otel.update_threshold(threshold);
+            decider.proportional_fresh = Some((threshold, fresh.serialize()));
         }
+        decider
     }
 
     /// Decides one span: whether to keep it and what decided. A kept span's tracestate
@@ -216,6 +228,20 @@ impl Decider {
                     span.trace_state = self.fresh_hash_state(hash);
                 }
                 return (keep, Policy::TraceIdHash);
+            }
+        }
+        // The same for proportional mode: randomness from the trace ID, one threshold.
+        if let (Some((threshold, state)), Priority::Defer, true) = (
+            &self.proportional_fresh,
+            priority,
+            span.trace_state.is_empty(),
+        ) {
+            if let Some(r) = trace_id_randomness(&span.trace_id) {
+                let keep = threshold.should_sample(r);
+                if keep {
+                    span.trace_state = state.clone();
+                }
+                return (keep, Policy::TraceIdW3c);
             }
         }
         self.decide_general(span, priority)
@@ -492,6 +518,42 @@ mod fast_path_tests {
                 let _ = general.otel.update_threshold(threshold);
                 assert_eq!(d.fresh_hash_state(hash), general.serialize(), "{yaml}");
             }
+        }
+    }
+
+    /// Proportional mode's hot path decides and writes what the general path does.
+    #[test]
+    fn the_fast_proportional_path_matches_the_general_one() {
+        for yaml in [
+            "mode: proportional\nsampling_percentage: 10",
+            "mode: proportional\nsampling_percentage: 33.3\nsampling_precision: 2",
+            "mode: proportional\nsampling_percentage: 100",
+        ] {
+            let d = decider(yaml);
+            assert!(d.proportional_fresh.is_some(), "{yaml}");
+            let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+            let mut kept = 0;
+            for _ in 0..10_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let mut id = x.rotate_left(17).to_be_bytes().to_vec();
+                id.extend_from_slice(&x.to_be_bytes());
+                let mut fast = Span {
+                    trace_id: id.clone(),
+                    ..Span::default()
+                };
+                let mut general = fast.clone();
+                let decided = d.decide(&mut fast);
+                assert_eq!(
+                    decided,
+                    d.decide_general(&mut general, Priority::Defer),
+                    "{yaml}"
+                );
+                assert_eq!(fast.trace_state, general.trace_state, "{yaml}");
+                kept += usize::from(decided.0);
+            }
+            assert!(kept > 0, "{yaml}: nothing kept");
         }
     }
 }
