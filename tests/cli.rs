@@ -1,6 +1,8 @@
 //! The `teletrace` binary: subcommands, config errors (message, path, exit code, nothing
 //! bound), and graceful shutdown on SIGTERM.
 
+mod common;
+
 use prost::Message;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -246,27 +248,10 @@ impl Running {
             "receivers::otlp",
             &format!("protocol={protocol}"),
         ]);
-        let plain = strip_ansi(&line);
+        let plain = common::strip_ansi(&line);
         let at = plain.find("address=").expect("address field") + "address=".len();
         plain[at..].split_whitespace().next().unwrap().to_string()
     }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn request(spans: usize, tag: &str) -> Vec<u8> {
@@ -322,7 +307,7 @@ fn sigterm_drains_accepted_spans() {
     assert!(status.success(), "exit status {status}");
     let mut printed = std::collections::BTreeSet::new();
     for line in running.seen.iter().cloned().chain(running.lines.try_iter()) {
-        let line = strip_ansi(&line);
+        let line = common::strip_ansi(&line);
         for batch in 0..5 {
             for i in 0..20 {
                 let name = format!("sigterm{batch}-{i}");

@@ -6,6 +6,8 @@
 //! The binary is run as a child process so that its RSS (read from `/proc/<pid>/statm`
 //! every few milliseconds during the flood) is the pipeline's alone.
 
+mod common;
+
 use clap::Parser;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -74,7 +76,7 @@ impl Server {
                 .lines
                 .recv_timeout(Duration::from_secs(60))
                 .unwrap_or_else(|_| panic!("no address for {component}; saw:\n{:#?}", self.seen));
-            self.seen.push(strip_ansi(&line));
+            self.seen.push(common::strip_ansi(&line));
             if let Some(a) = self.find(component, protocol) {
                 return a;
             }
@@ -106,23 +108,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Samples the server's RSS every 5 ms until stopped; returns the peak.
