@@ -26,7 +26,9 @@ const STRINGS: [&str; 8] = [
 
 /// Spans n0..n10: n0..n7 carry s (string), i (int), d (double), bo (bool); n8 carries s as
 /// an Int; n9 has no attributes; n10 only a different key holding "alpha".
-async fn operator_store(dir: &std::path::Path) -> Store {
+/// The operator fixture. `sealed`: restarted after the write, so its segment is sealed
+/// and searches go through the attribute postings; otherwise the open segment is scanned.
+async fn operator_store(dir: &std::path::Path, sealed: bool) -> Store {
     let store = Store::open(dir, |_| {}).await;
     let mut spans = Vec::new();
     for k in 0..11u64 {
@@ -48,6 +50,23 @@ async fn operator_store(dir: &std::path::Path) -> Store {
         .consume(batch(vec![kv("s", s("alpha"))], spans))
         .await
         .unwrap();
+    if !sealed {
+        return store;
+    }
+    store.exporter.shutdown().await.unwrap();
+    let store = Store::open(dir, |_| {}).await;
+    assert_eq!(
+        store
+            .count("SELECT count(*) FROM segments WHERE sealed = 0 AND spans > 0")
+            .await,
+        0
+    );
+    assert!(
+        store
+            .count("SELECT count(*) FROM span_attribute_postings")
+            .await
+            > 0
+    );
     store
 }
 
@@ -70,174 +89,182 @@ async fn check(
 
 #[tokio::test]
 async fn sqlite_every_operator_on_strings() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = operator_store(dir.path()).await;
-    let r = store.reader.as_ref();
-    let key = "span.attributes.s";
-    check(r, key, Operator::Equals, json!("gamma"), &[2]).await;
-    check(r, key, Operator::Equals, json!("alpha"), &[0]).await;
-    check(r, key, Operator::Equals, json!("5"), &[]).await;
-    check(
-        r,
-        key,
-        Operator::NotEquals,
-        json!("gamma"),
-        &[0, 1, 3, 4, 5, 6, 7, 8],
-    )
-    .await;
-    check(r, key, Operator::In, json!(["alpha", "zeta"]), &[0, 6]).await;
-    check(
-        r,
-        key,
-        Operator::NotIn,
-        json!(["alpha", "zeta"]),
-        &[1, 2, 3, 4, 5, 7, 8],
-    )
-    .await;
-    check(r, key, Operator::Contains, json!("alpha"), &[0, 3]).await;
-    check(
-        r,
-        key,
-        Operator::NotContains,
-        json!("alpha"),
-        &[1, 2, 4, 5, 6, 7, 8],
-    )
-    .await;
-    check(
-        r,
-        key,
-        Operator::Exists,
-        json!(null),
-        &[0, 1, 2, 3, 4, 5, 6, 7, 8],
-    )
-    .await;
-    check(r, key, Operator::NotExists, json!(null), &[9, 10]).await;
-    check(r, key, Operator::Gt, json!("delta"), &[2, 5, 6, 7]).await;
-    check(r, key, Operator::Gte, json!("delta"), &[2, 4, 5, 6, 7]).await;
-    check(r, key, Operator::Lt, json!("beta"), &[0, 3]).await;
-    check(r, key, Operator::Lte, json!("beta"), &[0, 1, 3]).await;
-    store.exporter.shutdown().await.unwrap();
+    for sealed in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = operator_store(dir.path(), sealed).await;
+        let r = store.reader.as_ref();
+        let key = "span.attributes.s";
+        check(r, key, Operator::Equals, json!("gamma"), &[2]).await;
+        check(r, key, Operator::Equals, json!("alpha"), &[0]).await;
+        check(r, key, Operator::Equals, json!("5"), &[]).await;
+        check(
+            r,
+            key,
+            Operator::NotEquals,
+            json!("gamma"),
+            &[0, 1, 3, 4, 5, 6, 7, 8],
+        )
+        .await;
+        check(r, key, Operator::In, json!(["alpha", "zeta"]), &[0, 6]).await;
+        check(
+            r,
+            key,
+            Operator::NotIn,
+            json!(["alpha", "zeta"]),
+            &[1, 2, 3, 4, 5, 7, 8],
+        )
+        .await;
+        check(r, key, Operator::Contains, json!("alpha"), &[0, 3]).await;
+        check(
+            r,
+            key,
+            Operator::NotContains,
+            json!("alpha"),
+            &[1, 2, 4, 5, 6, 7, 8],
+        )
+        .await;
+        check(
+            r,
+            key,
+            Operator::Exists,
+            json!(null),
+            &[0, 1, 2, 3, 4, 5, 6, 7, 8],
+        )
+        .await;
+        check(r, key, Operator::NotExists, json!(null), &[9, 10]).await;
+        check(r, key, Operator::Gt, json!("delta"), &[2, 5, 6, 7]).await;
+        check(r, key, Operator::Gte, json!("delta"), &[2, 4, 5, 6, 7]).await;
+        check(r, key, Operator::Lt, json!("beta"), &[0, 3]).await;
+        check(r, key, Operator::Lte, json!("beta"), &[0, 1, 3]).await;
+        store.exporter.shutdown().await.unwrap();
+    }
 }
 
 #[tokio::test]
 async fn sqlite_every_operator_on_integers() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = operator_store(dir.path()).await;
-    let r = store.reader.as_ref();
-    let key = "span.attributes.i";
-    check(r, key, Operator::Equals, json!(30), &[3]).await;
-    check(r, key, Operator::Equals, json!(30.0), &[3]).await;
-    check(
-        r,
-        key,
-        Operator::NotEquals,
-        json!(30),
-        &[0, 1, 2, 4, 5, 6, 7],
-    )
-    .await;
-    check(r, key, Operator::In, json!([10, 50]), &[1, 5]).await;
-    check(
-        r,
-        key,
-        Operator::NotIn,
-        json!([10, 50]),
-        &[0, 2, 3, 4, 6, 7],
-    )
-    .await;
-    check(r, key, Operator::Contains, json!("1"), &[1]).await;
-    check(r, key, Operator::NotContains, json!("0"), &[]).await;
-    check(
-        r,
-        key,
-        Operator::Exists,
-        json!(null),
-        &[0, 1, 2, 3, 4, 5, 6, 7],
-    )
-    .await;
-    check(r, key, Operator::NotExists, json!(null), &[8, 9, 10]).await;
-    check(r, key, Operator::Gt, json!(40), &[5, 6, 7]).await;
-    check(r, key, Operator::Gte, json!(40), &[4, 5, 6, 7]).await;
-    check(r, key, Operator::Lt, json!(20), &[0, 1]).await;
-    check(r, key, Operator::Lte, json!(20), &[0, 1, 2]).await;
-    // A number never matches text, and text never matches a number.
-    check(r, "span.attributes.s", Operator::Equals, json!(5), &[8]).await;
-    check(r, "span.attributes.s", Operator::Gt, json!(0), &[8]).await;
-    store.exporter.shutdown().await.unwrap();
+    for sealed in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = operator_store(dir.path(), sealed).await;
+        let r = store.reader.as_ref();
+        let key = "span.attributes.i";
+        check(r, key, Operator::Equals, json!(30), &[3]).await;
+        check(r, key, Operator::Equals, json!(30.0), &[3]).await;
+        check(
+            r,
+            key,
+            Operator::NotEquals,
+            json!(30),
+            &[0, 1, 2, 4, 5, 6, 7],
+        )
+        .await;
+        check(r, key, Operator::In, json!([10, 50]), &[1, 5]).await;
+        check(
+            r,
+            key,
+            Operator::NotIn,
+            json!([10, 50]),
+            &[0, 2, 3, 4, 6, 7],
+        )
+        .await;
+        check(r, key, Operator::Contains, json!("1"), &[1]).await;
+        check(r, key, Operator::NotContains, json!("0"), &[]).await;
+        check(
+            r,
+            key,
+            Operator::Exists,
+            json!(null),
+            &[0, 1, 2, 3, 4, 5, 6, 7],
+        )
+        .await;
+        check(r, key, Operator::NotExists, json!(null), &[8, 9, 10]).await;
+        check(r, key, Operator::Gt, json!(40), &[5, 6, 7]).await;
+        check(r, key, Operator::Gte, json!(40), &[4, 5, 6, 7]).await;
+        check(r, key, Operator::Lt, json!(20), &[0, 1]).await;
+        check(r, key, Operator::Lte, json!(20), &[0, 1, 2]).await;
+        // A number never matches text, and text never matches a number.
+        check(r, "span.attributes.s", Operator::Equals, json!(5), &[8]).await;
+        check(r, "span.attributes.s", Operator::Gt, json!(0), &[8]).await;
+        store.exporter.shutdown().await.unwrap();
+    }
 }
 
 #[tokio::test]
 async fn sqlite_every_operator_on_floats() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = operator_store(dir.path()).await;
-    let r = store.reader.as_ref();
-    let key = "span.attributes.d";
-    check(r, key, Operator::Equals, json!(2.25), &[2]).await;
-    check(
-        r,
-        key,
-        Operator::NotEquals,
-        json!(2.25),
-        &[0, 1, 3, 4, 5, 6, 7],
-    )
-    .await;
-    check(r, key, Operator::In, json!([0.25, 7.25]), &[0, 7]).await;
-    check(
-        r,
-        key,
-        Operator::NotIn,
-        json!([0.25, 7.25]),
-        &[1, 2, 3, 4, 5, 6],
-    )
-    .await;
-    check(r, key, Operator::Contains, json!("3.25"), &[3]).await;
-    check(r, key, Operator::NotContains, json!(".25"), &[]).await;
-    check(
-        r,
-        key,
-        Operator::Exists,
-        json!(null),
-        &[0, 1, 2, 3, 4, 5, 6, 7],
-    )
-    .await;
-    check(r, key, Operator::NotExists, json!(null), &[8, 9, 10]).await;
-    check(r, key, Operator::Gt, json!(5), &[5, 6, 7]).await;
-    check(r, key, Operator::Gte, json!(5.25), &[5, 6, 7]).await;
-    check(r, key, Operator::Lt, json!(1.25), &[0]).await;
-    check(r, key, Operator::Lte, json!(1.25), &[0, 1]).await;
-    store.exporter.shutdown().await.unwrap();
+    for sealed in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = operator_store(dir.path(), sealed).await;
+        let r = store.reader.as_ref();
+        let key = "span.attributes.d";
+        check(r, key, Operator::Equals, json!(2.25), &[2]).await;
+        check(
+            r,
+            key,
+            Operator::NotEquals,
+            json!(2.25),
+            &[0, 1, 3, 4, 5, 6, 7],
+        )
+        .await;
+        check(r, key, Operator::In, json!([0.25, 7.25]), &[0, 7]).await;
+        check(
+            r,
+            key,
+            Operator::NotIn,
+            json!([0.25, 7.25]),
+            &[1, 2, 3, 4, 5, 6],
+        )
+        .await;
+        check(r, key, Operator::Contains, json!("3.25"), &[3]).await;
+        check(r, key, Operator::NotContains, json!(".25"), &[]).await;
+        check(
+            r,
+            key,
+            Operator::Exists,
+            json!(null),
+            &[0, 1, 2, 3, 4, 5, 6, 7],
+        )
+        .await;
+        check(r, key, Operator::NotExists, json!(null), &[8, 9, 10]).await;
+        check(r, key, Operator::Gt, json!(5), &[5, 6, 7]).await;
+        check(r, key, Operator::Gte, json!(5.25), &[5, 6, 7]).await;
+        check(r, key, Operator::Lt, json!(1.25), &[0]).await;
+        check(r, key, Operator::Lte, json!(1.25), &[0, 1]).await;
+        store.exporter.shutdown().await.unwrap();
+    }
 }
 
 #[tokio::test]
 async fn sqlite_every_operator_on_booleans() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = operator_store(dir.path()).await;
-    let r = store.reader.as_ref();
-    let key = "span.attributes.bo";
-    check(r, key, Operator::Equals, json!(true), &[0, 2, 4, 6]).await;
-    check(r, key, Operator::Equals, json!(false), &[1, 3, 5, 7]).await;
-    check(r, key, Operator::NotEquals, json!(true), &[1, 3, 5, 7]).await;
-    check(r, key, Operator::In, json!([false]), &[1, 3, 5, 7]).await;
-    check(r, key, Operator::NotIn, json!([false]), &[0, 2, 4, 6]).await;
-    check(
-        r,
-        key,
-        Operator::Exists,
-        json!(null),
-        &[0, 1, 2, 3, 4, 5, 6, 7],
-    )
-    .await;
-    check(r, key, Operator::NotExists, json!(null), &[8, 9, 10]).await;
-    // An integer 1 is not true.
-    check(r, "span.attributes.i", Operator::Equals, json!(true), &[]).await;
-    for op in [Operator::Gt, Operator::Gte, Operator::Lt, Operator::Lte] {
-        let err = store
-            .reader
-            .search(&request(vec![filter(key, op, json!(true))], 10))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StorageError::BadRequest(_)), "{op:?}");
+    for sealed in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = operator_store(dir.path(), sealed).await;
+        let r = store.reader.as_ref();
+        let key = "span.attributes.bo";
+        check(r, key, Operator::Equals, json!(true), &[0, 2, 4, 6]).await;
+        check(r, key, Operator::Equals, json!(false), &[1, 3, 5, 7]).await;
+        check(r, key, Operator::NotEquals, json!(true), &[1, 3, 5, 7]).await;
+        check(r, key, Operator::In, json!([false]), &[1, 3, 5, 7]).await;
+        check(r, key, Operator::NotIn, json!([false]), &[0, 2, 4, 6]).await;
+        check(
+            r,
+            key,
+            Operator::Exists,
+            json!(null),
+            &[0, 1, 2, 3, 4, 5, 6, 7],
+        )
+        .await;
+        check(r, key, Operator::NotExists, json!(null), &[8, 9, 10]).await;
+        // An integer 1 is not true.
+        check(r, "span.attributes.i", Operator::Equals, json!(true), &[]).await;
+        for op in [Operator::Gt, Operator::Gte, Operator::Lt, Operator::Lte] {
+            let err = store
+                .reader
+                .search(&request(vec![filter(key, op, json!(true))], 10))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StorageError::BadRequest(_)), "{op:?}");
+        }
+        store.exporter.shutdown().await.unwrap();
     }
-    store.exporter.shutdown().await.unwrap();
 }
 
 #[tokio::test]

@@ -154,6 +154,7 @@ async fn sqlite_schema_has_the_teletrace_tables_columns_and_indexes() {
                 // Added by this store.
                 "bucket",
                 "resource_set_id",
+                "attributes",
             ],
         ),
         (
@@ -181,10 +182,7 @@ async fn sqlite_schema_has_the_teletrace_tables_columns_and_indexes() {
                 "linked_span_id",
             ],
         ),
-        (
-            "span_attributes",
-            &["span_id", "key", "value", "type", "bucket"],
-        ),
+        ("span_attributes", &["span_id", "key", "value", "type"]),
         ("scope_attributes", &["scope_id", "key", "value", "type"]),
         (
             "resource_attributes",
@@ -216,7 +214,6 @@ async fn sqlite_schema_has_the_teletrace_tables_columns_and_indexes() {
         "duration_index",
         "trace_id_index",
         "parent_span_id_index",
-        "span_attributes_key_value_index",
         "resource_attributes_key_value_index",
         "event_attributes_key_value_index",
     ] {
@@ -225,6 +222,20 @@ async fn sqlite_schema_has_the_teletrace_tables_columns_and_indexes() {
             "missing index {index}: {indexes:?}"
         );
     }
+    // The span attribute key/value lookup: per-segment postings keyed by
+    // (bucket, key, value, type).
+    let key: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT name, pk FROM pragma_table_info('span_attribute_postings') WHERE pk > 0 ORDER BY pk",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        key,
+        [("bucket", 1), ("key", 2), ("value", 3), ("type", 4)]
+            .map(|(n, p)| (n.to_string(), p))
+            .to_vec()
+    );
     conn.close().await.unwrap();
     store.exporter.shutdown().await.unwrap();
 }

@@ -23,13 +23,13 @@ pub(crate) struct Specs {
     pub scope_attributes: InsertSpec,
     pub resource_attributes: InsertSpec,
     pub spans: InsertSpec,
-    pub span_attributes: InsertSpec,
     pub resource_set_members: InsertSpec,
     pub events: InsertSpec,
     pub event_attributes: InsertSpec,
     pub links: InsertSpec,
     pub link_attributes: InsertSpec,
     pub attribute_keys: InsertSpec,
+    pub postings: InsertSpec,
 }
 
 const ATTRIBUTE_COLUMNS: [&str; 3] = ["key", "value", "type"];
@@ -58,12 +58,6 @@ impl Specs {
                 "spans",
                 &SPAN_COLUMNS,
                 " RETURNING span_id",
-            ),
-            span_attributes: InsertSpec::new(
-                "INSERT OR IGNORE",
-                "span_attributes",
-                &["span_id", "key", "value", "type", "bucket"],
-                "",
             ),
             resource_set_members: InsertSpec::new(
                 "INSERT OR IGNORE",
@@ -104,12 +98,13 @@ impl Specs {
                 &["source", "key", "type"],
                 "",
             ),
+            postings: super::postings::spec(),
         }
     }
 }
 
 /// Columns of `spans`, in the order rows are bound.
-pub(crate) const SPAN_COLUMNS: [&str; 19] = [
+pub(crate) const SPAN_COLUMNS: [&str; 20] = [
     "span_id",
     "trace_id",
     "trace_state",
@@ -129,12 +124,13 @@ pub(crate) const SPAN_COLUMNS: [&str; 19] = [
     "instrumentation_scope_id",
     "bucket",
     "resource_set_id",
+    "attributes",
 ];
 
 /// Where an attribute key was seen, as stored in `attribute_keys.source`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Source {
-    /// `span_attributes`.
+    /// `spans.attributes` (the `span_attributes` view).
     Span,
     /// `resource_attributes`.
     Resource,
@@ -189,9 +185,14 @@ pub(crate) struct Counters {
 
 /// Spans per ingestion segment (see the schema): small enough that a segment's index
 /// regions stay in the page cache, large enough that lookups seek few segments.
-pub(crate) const SEGMENT_SPANS: u64 = 16_384;
+pub(crate) const SEGMENT_SPANS: u64 = 8_192;
 
 impl Counters {
+    /// The segment batches go to now.
+    pub(crate) fn current_segment(&self) -> i64 {
+        self.segment.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+
     /// The segment a batch of `spans` spans goes to (a new one once the current is full).
     pub(crate) fn segment_for(&self, spans: usize) -> i64 {
         let mut segment = self.segment.lock().unwrap_or_else(|e| e.into_inner());
@@ -248,7 +249,6 @@ pub(crate) mod table {
     pub const SCOPES: &str = "scopes";
     pub const SCOPE_ATTRIBUTES: &str = "scope_attributes";
     pub const RESOURCE_ATTRIBUTES: &str = "resource_attributes";
-    pub const SPAN_ATTRIBUTES: &str = "span_attributes";
     pub const RESOURCE_SET_MEMBERS: &str = "resource_set_members";
     pub const EVENTS: &str = "events";
     pub const EVENT_ATTRIBUTES: &str = "event_attributes";
@@ -263,7 +263,6 @@ impl Specs {
             table::SCOPES => &self.scopes,
             table::SCOPE_ATTRIBUTES => &self.scope_attributes,
             table::RESOURCE_ATTRIBUTES => &self.resource_attributes,
-            table::SPAN_ATTRIBUTES => &self.span_attributes,
             table::RESOURCE_SET_MEMBERS => &self.resource_set_members,
             table::EVENTS => &self.events,
             table::EVENT_ATTRIBUTES => &self.event_attributes,
@@ -322,14 +321,13 @@ struct AttributeWriter<'k> {
 }
 
 impl<'k> AttributeWriter<'k> {
-    /// Rows `(owner, key, value, type[, trailing])` for each attribute.
+    /// Rows `(owner, key, value, type)` for each attribute.
     fn write(
         &mut self,
         rows: &mut TableRows,
         source: Source,
         owner: &SqlValue,
         attributes: &'k [KeyValue],
-        trailing: Option<&SqlValue>,
     ) {
         for kv in attributes {
             let (type_name, value) = encode_any(kv.value.as_ref());
@@ -337,9 +335,6 @@ impl<'k> AttributeWriter<'k> {
             rows.text(kv.key.as_str());
             rows.push(value);
             rows.text(type_name);
-            if let Some(extra) = trailing {
-                rows.push(extra.clone());
-            }
             self.keys.insert((source, kv.key.as_str(), type_name));
         }
     }
@@ -429,7 +424,6 @@ pub(crate) fn prepare<'a>(
                     Source::Scope,
                     &SqlValue::Int(scope_id),
                     scope_attrs,
-                    None,
                 );
             }
             for span in &ss.spans {
@@ -491,6 +485,11 @@ pub(crate) fn prepare<'a>(
         spans.int(r.scope_id);
         spans.int(bucket);
         spans.push(set.map_or(SqlValue::Null, SqlValue::Text));
+        let (attributes, written) = super::attributes::encode(&span.attributes);
+        spans.text(attributes);
+        for (key, type_name) in written {
+            attrs.keys.insert((Source::Span, key, type_name));
+        }
     }
 
     let mut prepared = Prepared {
@@ -574,7 +573,7 @@ type ChildRows<'k> = (
 
 impl<'a> Prepared<'a> {
     /// Binds the rows hanging off the spans (all of them, or those whose hex ID is in
-    /// `only`): attributes, events and links with their attributes.
+    /// `only`): events and links with their attributes.
     pub(crate) fn children_rows(
         &self,
         specs: &Specs,
@@ -584,13 +583,11 @@ impl<'a> Prepared<'a> {
         let mut attrs = AttributeWriter {
             keys: HashSet::new(),
         };
-        let mut span_attributes = TableRows::default();
         let mut events = TableRows::default();
         let mut event_attributes = TableRows::default();
         let mut links = TableRows::default();
         let mut link_attributes = TableRows::default();
         let included = |r: &SpanRef<'_>| only.is_none_or(|set| set.contains(&r.span_id));
-        let bucket = SqlValue::Int(self.segment.bucket);
 
         let (event_count, link_count) = self
             .spans_by_id
@@ -604,14 +601,6 @@ impl<'a> Prepared<'a> {
 
         for r in self.spans_by_id.iter().filter(|r| included(r)) {
             let span: &'a Span = r.span;
-            let owner = SqlValue::Text(r.span_id.clone());
-            attrs.write(
-                &mut span_attributes,
-                Source::Span,
-                &owner,
-                &span.attributes,
-                Some(&bucket),
-            );
             for event in &span.events {
                 events.int(event_id);
                 events.text(r.span_id.as_str());
@@ -626,7 +615,6 @@ impl<'a> Prepared<'a> {
                     Source::Event,
                     &SqlValue::Int(event_id),
                     &event.attributes,
-                    None,
                 );
                 event_id += 1;
             }
@@ -642,7 +630,6 @@ impl<'a> Prepared<'a> {
                     Source::Link,
                     &SqlValue::Int(link_id),
                     &link.attributes,
-                    None,
                 );
                 link_id += 1;
             }
@@ -650,7 +637,6 @@ impl<'a> Prepared<'a> {
 
         let mut out = Vec::new();
         for (name, rows) in [
-            (table::SPAN_ATTRIBUTES, span_attributes),
             (table::EVENTS, events),
             (table::EVENT_ATTRIBUTES, event_attributes),
             (table::LINKS, links),

@@ -3,10 +3,12 @@
 //!
 //! See `README.md` in this folder for the config keys and the schema.
 
+mod attributes;
 mod batch;
 pub mod config;
 mod errors;
 mod insert;
+mod postings;
 mod query;
 mod reader;
 mod retention;

@@ -2,6 +2,7 @@
 //! attributes, resource links, events and links, in chunks so that ingestion interleaves.
 
 use super::batch::Counters;
+use super::postings;
 use super::writer::WriterConn;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::Connection as _;
@@ -77,6 +78,7 @@ pub(crate) async fn run_once(
         total += deleted;
         if deleted < CHUNK as u64 {
             if total > 0 {
+                postings::seal_pending(conn, &postings::spec(), counters.current_segment()).await?;
                 // Still under the writer lock: no batch can be between its catalog check
                 // and its commit while entries leave the catalog.
                 let removed = delete_orphans(conn).await?;
@@ -102,7 +104,6 @@ pub(crate) async fn run_once(
 }
 
 const DOOMED: &str = "(SELECT span_id FROM temp.retention_doomed)";
-const DOOMED_KEYS: &str = "(SELECT bucket, span_id FROM temp.retention_doomed)";
 
 async fn delete_chunk(conn: &mut SqliteConnection, cutoff: i64) -> Result<u64, sqlx::Error> {
     sqlx::query(
@@ -129,7 +130,11 @@ async fn delete_chunk(conn: &mut SqliteConnection, cutoff: i64) -> Result<u64, s
         return Ok(0);
     }
     for statement in [
-        format!("DELETE FROM span_attributes WHERE (bucket, span_id) IN {DOOMED_KEYS}"),
+        // The segments losing spans are sealed again (see `run_once`), so their
+        // postings never list a deleted span.
+        "UPDATE segments SET sealed = 0 WHERE sealed = 1 AND bucket IN \
+         (SELECT DISTINCT bucket FROM temp.retention_doomed)"
+            .to_string(),
         format!(
             "DELETE FROM event_attributes WHERE event_id IN \
              (SELECT id FROM events WHERE span_id IN {DOOMED})"
@@ -164,18 +169,25 @@ async fn delete_orphans(
          WHERE m.resource_attribute_id = resource_attributes.resource_id)",
         "DELETE FROM segments WHERE NOT EXISTS \
          (SELECT 1 FROM spans AS s WHERE s.bucket = segments.bucket)",
+        "DELETE FROM span_attribute_postings WHERE bucket NOT IN (SELECT bucket FROM segments)",
         // One scan of spans, whatever the number of scopes.
         "DELETE FROM scopes WHERE id NOT IN (SELECT instrumentation_scope_id FROM spans)",
         "DELETE FROM scope_attributes WHERE scope_id NOT IN (SELECT id FROM scopes)",
     ] {
         sqlx::query(statement).execute(&mut *tx).await?;
     }
-    // Span attributes are found per segment through their (bucket, key, ...) index.
+    // Span attributes: the postings of sealed segments (all but the current one, after
+    // the reseal above), and the spans of the rest. An attribute only ever seen without
+    // a value (Empty, NaN) has no posting, so its catalog entry goes once its spans leave
+    // the current segment; it comes back with the next span that has it.
     let rows = sqlx::query(
         "DELETE FROM attribute_keys AS k WHERE NOT (CASE k.source \
-         WHEN 'span' THEN EXISTS (SELECT 1 FROM segments AS g WHERE EXISTS \
-           (SELECT 1 FROM span_attributes AS a \
+         WHEN 'span' THEN EXISTS (SELECT 1 FROM segments AS g WHERE g.sealed = 1 AND EXISTS \
+           (SELECT 1 FROM span_attribute_postings AS a \
             WHERE a.bucket = g.bucket AND a.key = k.key AND a.type = k.type)) \
+           OR EXISTS (SELECT 1 FROM spans AS s, json_each(s.attributes) AS j \
+            WHERE s.bucket IN (SELECT bucket FROM segments WHERE sealed = 0) \
+            AND j.value ->> 0 = k.key AND j.value ->> 1 = k.type) \
          WHEN 'resource' THEN EXISTS (SELECT 1 FROM resource_attributes AS a \
            WHERE a.key = k.key AND a.type = k.type) \
          WHEN 'scope' THEN EXISTS (SELECT 1 FROM scope_attributes AS a \

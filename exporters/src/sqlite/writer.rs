@@ -4,6 +4,7 @@
 use super::batch::{self, describe, Counters, Prepared, Specs};
 use super::config::SqliteConfig;
 use super::errors::{consume_error, is_refusal};
+use super::postings;
 use super::reader::{PoolCell, SqliteReader};
 use super::retention::RetentionTask;
 use super::schema;
@@ -124,6 +125,8 @@ impl SqliteExporter {
             .segment
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = (next_bucket, 0);
+        // The segment the previous run was filling.
+        postings::seal_pending(&mut conn, &self.specs.postings, next_bucket).await?;
         let keys = sqlx::query("SELECT source, key, type FROM attribute_keys")
             .fetch_all(&mut conn)
             .await?;
@@ -202,6 +205,7 @@ async fn write_batch(
     let conn = guard
         .as_mut()
         .ok_or_else(|| ConsumeError::retryable("sqlite exporter is shut down"))?;
+    let bucket = prepared.segment.bucket;
     match write_prepared(conn, specs, counters, prepared, true).await {
         Ok(new_keys) => {
             counters
@@ -209,12 +213,22 @@ async fn write_batch(
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .extend(new_keys);
+            seal_segments(conn, specs, counters.current_segment().max(bucket)).await;
             Ok(())
         }
         Err(e) if is_refusal(&e) => Err(find_refused_span(conn, specs, counters, &resource_spans)
             .await
             .unwrap_or_else(|| consume_error(&e))),
         Err(e) => Err(consume_error(&e)),
+    }
+}
+
+/// Seals the segments the writer has moved past (see `postings`). The batch is stored
+/// either way: a segment left unsealed is still searched, by scanning its spans, and is
+/// sealed after a later batch.
+async fn seal_segments(conn: &mut SqliteConnection, specs: &Specs, current: i64) {
+    if let Err(e) = postings::seal_pending(conn, &specs.postings, current).await {
+        tracing::warn!(error = %e, "sqlite: could not write the attribute postings of a segment");
     }
 }
 
@@ -283,7 +297,7 @@ async fn write_prepared(
         let segment = prepared.segment;
         sqlx::query(
             "INSERT INTO segments (bucket, min_start_time_unix_nano, max_start_time_unix_nano, spans) \
-             VALUES (?, ?, ?, ?) ON CONFLICT (bucket) DO UPDATE SET \
+             VALUES (?, ?, ?, ?) ON CONFLICT (bucket) DO UPDATE SET sealed = 0, \
              min_start_time_unix_nano = min(min_start_time_unix_nano, excluded.min_start_time_unix_nano), \
              max_start_time_unix_nano = max(max_start_time_unix_nano, excluded.max_start_time_unix_nano), \
              spans = spans + excluded.spans",

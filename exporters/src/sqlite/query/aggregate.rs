@@ -1,6 +1,6 @@
 //! Tag values with counts, and statistics over numeric tags, among matching spans.
 
-use super::filter::Filter;
+use super::filter::{span_attribute_exists, Filter, JSON_J, JSON_J_KEY};
 use super::load::read_value;
 use super::plan::Matching;
 use super::sql::Sql;
@@ -62,11 +62,7 @@ fn reach(tag: &Tag, numeric_only: bool) -> Reach {
         },
         Tag::Attribute { source, key } => {
             let (head, many) = match source {
-                Source::Span => (
-                    " JOIN span_attributes AS a ON a.bucket = s.bucket AND a.span_id = s.span_id \
-                     AND a.key = ",
-                    false,
-                ),
+                Source::Span => return span_attribute_reach(key, numeric_only),
                 Source::Resource => (
                     " JOIN resource_set_members AS m ON m.resource_set_id = s.resource_set_id \
                      JOIN resource_attributes AS a ON a.resource_id = m.resource_attribute_id AND a.key = ",
@@ -91,6 +87,27 @@ fn reach(tag: &Tag, numeric_only: bool) -> Reach {
             joins.text_param(key).push(numeric_guard);
             attribute(joins, many)
         }
+    }
+}
+
+/// A span attribute, read from the span row's JSON.
+fn span_attribute_reach(key: &str, numeric_only: bool) -> Reach {
+    let mut joins = Sql::new(&format!(
+        " JOIN json_each(s.attributes) AS j ON {JSON_J_KEY} = "
+    ));
+    joins
+        .text_param(key)
+        .push(" AND ")
+        .append(&span_attribute_exists(key, None));
+    if numeric_only {
+        joins.push(&format!(" AND {} IN ('Int', 'Double')", JSON_J.type_name));
+    }
+    Reach {
+        joins,
+        value: JSON_J.value.into(),
+        type_expr: JSON_J.type_name.into(),
+        per_span_many: false,
+        numeric: true,
     }
 }
 
@@ -163,42 +180,45 @@ pub(crate) async fn tag_values(
     Ok(out)
 }
 
-/// Values of a span attribute over a timeframe, without filters: segments that lie
-/// wholly inside the timeframe are counted from the key/value index alone; only the
-/// segments at its edges check each span's start time.
+/// Values of a span attribute over a timeframe, without filters: sealed segments that
+/// lie wholly inside the timeframe are counted from their postings alone (each posting's
+/// length is its span count); the other segments in range read their spans.
 fn span_attribute_values(key: &str, timeframe: Timeframe) -> Sql {
     let start = i64::try_from(timeframe.start_ns).unwrap_or(i64::MAX);
     let end = i64::try_from(timeframe.end_ns).unwrap_or(i64::MAX);
+    let inside = |sql: &mut Sql| {
+        sql.push("(sealed = 1 AND min_start_time_unix_nano >= ")
+            .int_param(start)
+            .push(" AND max_start_time_unix_nano <= ")
+            .int_param(end)
+            .push(")");
+    };
     let mut sql = Sql::new(
         "SELECT v, t, sum(c) AS c FROM (\
-         SELECT a.value AS v, a.type AS t, count(*) AS c FROM span_attributes AS a \
-         WHERE a.bucket IN (SELECT bucket FROM segments WHERE min_start_time_unix_nano >= ",
+         SELECT a.value AS v, a.type AS t, json_array_length(a.span_rowids) AS c \
+         FROM span_attribute_postings AS a WHERE a.bucket IN (SELECT bucket FROM segments WHERE ",
     );
-    sql.int_param(start)
-        .push(" AND max_start_time_unix_nano <= ")
-        .int_param(end)
-        .push(") AND a.key = ")
-        .text_param(key)
-        .push(
-            // Grouped per segment too: each segment's index range is already in
-            // (value, type) order, so SQLite aggregates without sorting.
-            " GROUP BY a.bucket, 1, 2 UNION ALL \
-             SELECT a.value, a.type, count(*) FROM spans AS s JOIN span_attributes AS a \
-             ON a.bucket = s.bucket AND a.span_id = s.span_id AND a.key = ",
-        )
-        .text_param(key)
-        .push(" WHERE s.bucket IN (SELECT bucket FROM segments WHERE max_start_time_unix_nano >= ")
-        .int_param(start)
-        .push(" AND min_start_time_unix_nano <= ")
-        .int_param(end)
-        .push(" AND NOT (min_start_time_unix_nano >= ")
-        .int_param(start)
-        .push(" AND max_start_time_unix_nano <= ")
-        .int_param(end)
-        .push(")) AND s.start_time_unix_nano BETWEEN ")
+    inside(&mut sql);
+    sql.push(") AND a.key = ").text_param(key);
+    sql.push(&format!(
+        " UNION ALL SELECT {value}, {ty}, count(*) FROM spans AS s \
+         JOIN json_each(s.attributes) AS j ON {JSON_J_KEY} = ",
+        value = JSON_J.value,
+        ty = JSON_J.type_name
+    ))
+    .text_param(key)
+    .push(" WHERE s.bucket IN (SELECT bucket FROM segments WHERE max_start_time_unix_nano >= ")
+    .int_param(start)
+    .push(" AND min_start_time_unix_nano <= ")
+    .int_param(end)
+    .push(" AND NOT ");
+    inside(&mut sql);
+    sql.push(") AND s.start_time_unix_nano BETWEEN ")
         .int_param(start)
         .push(" AND ")
         .int_param(end)
+        .push(" AND ")
+        .append(&span_attribute_exists(key, None))
         .push(" GROUP BY 1, 2) GROUP BY v, t ORDER BY c DESC, v LIMIT ")
         .int_param(MAX_TAG_VALUES);
     sql

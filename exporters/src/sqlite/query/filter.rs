@@ -10,8 +10,12 @@
 
 use super::sql::Sql;
 use super::tag::{Column, Tag};
+use crate::sqlite::attributes::{key_prefix, triple};
 use crate::sqlite::batch::Source;
-use crate::sqlite::value::{kind_value, status_value, SqlValue, KINDS, STATUS_CODES};
+use crate::sqlite::value::{
+    kind_value, status_value, SqlValue, BOOL, BYTES, DOUBLE, INT, KINDS, MAP, SLICE, STATUS_CODES,
+    STR,
+};
 use serde_json::Value as Json;
 use teletrace_core::storage::{KeyValueFilter, Operator, StorageError};
 
@@ -109,6 +113,29 @@ impl Filter {
                     }
                 }
             }
+            Tag::Attribute {
+                source: Source::Span,
+                key,
+            } => {
+                let any = || span_has_key(key);
+                match self.op {
+                    Operator::Exists => any(),
+                    Operator::NotExists => {
+                        let mut sql = Sql::new("NOT ");
+                        sql.append(&any());
+                        sql
+                    }
+                    _ => {
+                        let matching = self.span_attribute_matching(op, key);
+                        if !negated {
+                            return matching;
+                        }
+                        let mut sql = any();
+                        sql.push(" AND NOT ").append(&matching);
+                        sql
+                    }
+                }
+            }
             tag => {
                 let any = || has_row(tag, None);
                 match self.op {
@@ -133,10 +160,42 @@ impl Filter {
         }
     }
 
+    /// Span `s` has attribute `key` satisfying the positive operator `op`. Equality is a
+    /// substring test for each exact stored form of the operands (see
+    /// `sqlite::attributes`); other operators read the span's attributes as rows, after
+    /// the substring test for the key has ruled out most spans.
+    fn span_attribute_matching(&self, op: Operator, key: &str) -> Sql {
+        if matches!(op, Operator::Equals | Operator::In) {
+            let mut sql = Sql::new("(0");
+            for (value, class) in &self.operands {
+                let types: &[&str] = match class {
+                    Class::Text => &[STR, SLICE, MAP, BYTES],
+                    Class::Number => &[INT, DOUBLE],
+                    Class::Bool => &[BOOL],
+                };
+                for type_name in types {
+                    if let Some(text) = triple(key, type_name, value) {
+                        sql.push(" OR instr(s.attributes, ")
+                            .text_param(&text)
+                            .push(") > 0");
+                    }
+                }
+            }
+            sql.push(")");
+            return sql;
+        }
+        let compare = attribute_compare(op, &self.operands, JSON_J);
+        span_attribute_exists(key, Some(&compare))
+    }
+
     /// The predicate on the row alias of the tag's table, for the positive operator.
     fn row_predicate(&self, op: Operator) -> Sql {
         match &self.tag {
-            Tag::Attribute { .. } => attribute_compare(op, &self.operands, "a"),
+            Tag::Attribute {
+                source: Source::Span,
+                ..
+            } => attribute_compare(op, &self.operands, JSON_J),
+            Tag::Attribute { .. } => attribute_compare(op, &self.operands, TABLE_A),
             Tag::Scope { column } => column_compare(op, &self.operands, &format!("sc.{column}")),
             Tag::EventName => column_compare(op, &self.operands, "e.name"),
             Tag::Span { column, .. } => column_compare(op, &self.operands, &format!("s.{column}")),
@@ -171,11 +230,7 @@ impl Filter {
             }
             Tag::Attribute { source, key } => {
                 let mut sql = match source {
-                    Source::Span => {
-                        let mut sql = Sql::new("SELECT a.span_id FROM span_attributes AS a WHERE ");
-                        sql.append(&segments_in("a", start, end)).push(" AND a.key = ");
-                        sql
-                    }
+                    Source::Span => return Some(self.span_attribute_driver(op, key, start, end)),
                     Source::Resource => Sql::new(
                         "SELECT s.span_id FROM spans AS s WHERE s.resource_set_id IN \
                          (SELECT m.resource_set_id FROM resource_set_members AS m \
@@ -193,7 +248,7 @@ impl Filter {
                     Source::Scope => return None,
                 };
                 sql.text_param(key).push(" AND ");
-                sql.append(&attribute_compare(op, &self.operands, "a"));
+                sql.append(&attribute_compare(op, &self.operands, TABLE_A));
                 if *source == Source::Resource {
                     sql.push("))");
                 }
@@ -202,6 +257,65 @@ impl Filter {
             Tag::Scope { .. } | Tag::EventName => None,
         }
     }
+}
+
+impl Filter {
+    /// Candidate spans for a positive filter on span attribute `key`: from the postings
+    /// of sealed segments, and by scanning the spans of unsealed ones.
+    fn span_attribute_driver(&self, op: Operator, key: &str, start: i64, end: i64) -> Sql {
+        let mut sql = Sql::new(
+            "SELECT s.span_id FROM span_attribute_postings AS a CROSS JOIN json_each(a.span_rowids) AS j \
+             CROSS JOIN spans AS s ON s.rowid = j.value WHERE ",
+        );
+        sql.append(&segments_sealed("a", true, start, end))
+            .push(" AND a.key = ")
+            .text_param(key)
+            .push(" AND ")
+            .append(&attribute_compare(op, &self.operands, TABLE_A))
+            .push(" UNION ALL SELECT s.span_id FROM spans AS s WHERE ")
+            .append(&segments_sealed("s", false, start, end))
+            .push(" AND ")
+            .append(&self.span_attribute_matching(op, key));
+        sql
+    }
+}
+
+/// Span `s` has attribute `key` (whatever its value).
+fn span_has_key(key: &str) -> Sql {
+    let mut sql = Sql::new("instr(s.attributes, ");
+    sql.text_param(&key_prefix(key)).push(") > 0");
+    sql
+}
+
+/// Span `s` has attribute `key` satisfying `row` (over the columns of [`JSON_J`]), or
+/// at all: the substring test for the key rules out most spans before the JSON is read.
+pub(crate) fn span_attribute_exists(key: &str, row: Option<&Sql>) -> Sql {
+    let mut sql = Sql::new("(");
+    sql.append(&span_has_key(key));
+    if let Some(row) = row {
+        sql.push(&format!(
+            " AND EXISTS (SELECT 1 FROM json_each(s.attributes) AS j WHERE {JSON_J_KEY} = "
+        ))
+        .text_param(key)
+        .push(" AND ")
+        .append(row)
+        .push(")");
+    }
+    sql.push(")");
+    sql
+}
+
+/// `alias.bucket IN (segments sealed (or not) holding spans that start in [start, end])`.
+pub(crate) fn segments_sealed(alias: &str, sealed: bool, start: i64, end: i64) -> Sql {
+    let mut sql = Sql::new(&format!(
+        "{alias}.bucket IN (SELECT bucket FROM segments WHERE sealed = {} AND max_start_time_unix_nano >= ",
+        i32::from(sealed)
+    ));
+    sql.int_param(start)
+        .push(" AND min_start_time_unix_nano <= ")
+        .int_param(end)
+        .push(")");
+    sql
 }
 
 /// `parent_span_id` and `trace_state` are stored empty when absent.
@@ -219,11 +333,11 @@ fn has_row(tag: &Tag, row: Option<&Sql>) -> Sql {
     let (mut sql, close) = match tag {
         Tag::Attribute { source, key } => {
             let (head, close) = match source {
-                Source::Span => (
-                    "EXISTS (SELECT 1 FROM span_attributes AS a WHERE a.bucket = s.bucket \
-                     AND a.span_id = s.span_id AND a.key = ",
-                    ")",
-                ),
+                Source::Span => {
+                    // `Filter::predicate` has faster forms; this is the general one, with
+                    // `row` over the columns of `JSON_J`.
+                    return span_attribute_exists(key, row);
+                }
                 Source::Resource => (
                     "(s.resource_set_id IN (SELECT m.resource_set_id FROM resource_set_members AS m \
                      WHERE m.resource_attribute_id IN (SELECT a.resource_id FROM resource_attributes AS a \
@@ -282,18 +396,51 @@ pub(crate) fn segments_in(alias: &str, start: i64, end: i64) -> Sql {
     sql
 }
 
+/// The value and type of an attribute row, as SQL expressions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AttributeColumns<'a> {
+    /// The value.
+    pub value: &'a str,
+    /// The type name.
+    pub type_name: &'a str,
+}
+
+/// The columns of attribute table alias `a`.
+pub(crate) const TABLE_A: AttributeColumns<'static> = AttributeColumns {
+    value: "a.value",
+    type_name: "a.type",
+};
+
+/// An element `j` of `json_each(s.attributes)`, read as the `span_attributes` view
+/// presents it.
+pub(crate) const JSON_J: AttributeColumns<'static> = AttributeColumns {
+    value: "(CASE WHEN j.value ->> 1 = 'Double' AND json_type(j.value, '$[2]') = 'text' \
+            THEN CASE j.value ->> 2 WHEN 'Inf' THEN 9e999 WHEN '-Inf' THEN -9e999 END \
+            ELSE j.value ->> 2 END)",
+    type_name: "(j.value ->> 1)",
+};
+
+/// The key of element `j` of `json_each(s.attributes)`.
+pub(crate) const JSON_J_KEY: &str = "(j.value ->> 0)";
+
 /// The type guard for an operand class.
-fn guard(class: Class, alias: &str) -> String {
+fn guard(class: Class, columns: AttributeColumns<'_>) -> String {
+    let ty = columns.type_name;
     match class {
         Class::Text => String::new(),
-        Class::Number => format!(" AND {alias}.type IN ('Int', 'Double')"),
-        Class::Bool => format!(" AND {alias}.type = 'Bool'"),
+        Class::Number => format!(" AND {ty} IN ('Int', 'Double')"),
+        Class::Bool => format!(" AND {ty} = 'Bool'"),
     }
 }
 
-/// A positive comparison of attribute rows `alias` (columns `value`, `type`).
-fn attribute_compare(op: Operator, operands: &[(SqlValue, Class)], alias: &str) -> Sql {
-    let value = format!("{alias}.value");
+/// A positive comparison of attribute rows (columns `value`, `type`).
+fn attribute_compare(
+    op: Operator,
+    operands: &[(SqlValue, Class)],
+    columns: AttributeColumns<'_>,
+) -> Sql {
+    let value = columns.value;
+    let alias = columns;
     match op {
         Operator::In => {
             let mut sql = Sql::new("(");
@@ -311,7 +458,7 @@ fn attribute_compare(op: Operator, operands: &[(SqlValue, Class)], alias: &str) 
                     sql.push(" OR ");
                 }
                 first = false;
-                sql.push("(").push(&value).push(" IN ").list(values);
+                sql.push("(").push(value).push(" IN ").list(values);
                 sql.push(&guard(class, alias)).push(")");
             }
             if first {
@@ -333,7 +480,7 @@ fn attribute_compare(op: Operator, operands: &[(SqlValue, Class)], alias: &str) 
             sql.param(operand.clone()).push(&guard(*class, alias));
             if *class == Class::Text && op != Operator::Equals {
                 // Numbers sort before all text; an ordering on text looks at strings only.
-                sql.push(&format!(" AND {alias}.type = 'Str'"));
+                sql.push(&format!(" AND {} = 'Str'", alias.type_name));
             }
             sql.push(")");
             sql

@@ -1,5 +1,5 @@
-//! Reads whole spans back: one query returns each span with its attributes (aggregated
-//! as JSON by SQLite, so a 2,000-span trace is 2,000 rows, not 22,000), one query each
+//! Reads whole spans back: one query returns each span with its attributes (stored on
+//! the span row as JSON), one query each
 //! returns the events and links of the selected spans, then each resource and scope is
 //! loaded once.
 
@@ -95,8 +95,7 @@ async fn load(conn: &mut SqliteConnection, which: &Sql) -> Result<Vec<StoredSpan
          s.instrumentation_scope_id, s.resource_set_id, \
          EXISTS (SELECT 1 FROM events AS e WHERE e.span_id = s.span_id), \
          EXISTS (SELECT 1 FROM links AS l WHERE l.span_id = s.span_id)), \
-         {attrs} FROM spans AS s WHERE ",
-        attrs = attributes_json("span_attributes", "a", "a.bucket = s.bucket AND a.span_id = s.span_id"),
+         s.attributes FROM spans AS s WHERE ",
     ));
     sql.append(which);
     let rows = sql.fetch_all(conn).await.map_err(backend)?;
@@ -306,7 +305,8 @@ fn span_row(row: &SqliteRow) -> Result<(Partial, bool, bool), StorageError> {
     Ok((partial, f.18 != 0, f.19 != 0))
 }
 
-/// `[[key, type, value], ...]` as written by [`attributes_json`].
+/// `[[key, type, value], ...]` as written by [`attributes_json`] and stored in
+/// `spans.attributes` (see `sqlite::attributes`).
 fn parse_attributes(text: Option<&str>) -> Result<Vec<KeyValue>, StorageError> {
     let Some(text) = text else {
         return Ok(Vec::new());

@@ -3,7 +3,7 @@
 //! condition drives the search from its index), and distinct trace IDs are collected
 //! until the limit is reached.
 
-use super::filter::Filter;
+use super::filter::{span_attribute_exists, AttributeColumns, Filter, JSON_J, TABLE_A};
 use super::plan::Matching;
 use super::sql::Sql;
 use crate::sqlite::errors::storage_error;
@@ -94,26 +94,27 @@ pub(crate) async fn find_trace_ids(
 /// `value` compared with attribute rows `a` (`value`, `type`) as Jaeger compares tags:
 /// as text, so `"500"` matches the string `500` and the integer 500, `"true"` the
 /// boolean.
-fn value_match(value: &str) -> Sql {
-    let mut sql = Sql::new("((a.type IN ('Str', 'Slice', 'Map') AND a.value = ");
+fn value_match(value: &str, columns: AttributeColumns<'_>) -> Sql {
+    let (v, ty) = (columns.value, columns.type_name);
+    let mut sql = Sql::new(&format!("(({ty} IN ('Str', 'Slice', 'Map') AND {v} = "));
     sql.text_param(value).push(")");
     let trimmed = value.trim();
     if let Ok(i) = trimmed.parse::<i64>() {
-        sql.push(" OR (a.type = 'Int' AND a.value = ")
+        sql.push(&format!(" OR ({ty} = 'Int' AND {v} = "))
             .int_param(i)
             .push(")");
     }
     if let Ok(d) = trimmed.parse::<f64>() {
-        sql.push(" OR (a.type = 'Double' AND a.value = ")
+        sql.push(&format!(" OR ({ty} = 'Double' AND {v} = "))
             .param(SqlValue::Real(d))
             .push(")");
     }
     match trimmed {
         "true" => {
-            sql.push(" OR (a.type = 'Bool' AND a.value = 1)");
+            sql.push(&format!(" OR ({ty} = 'Bool' AND {v} = 1)"));
         }
         "false" => {
-            sql.push(" OR (a.type = 'Bool' AND a.value = 0)");
+            sql.push(&format!(" OR ({ty} = 'Bool' AND {v} = 0)"));
         }
         _ => {}
     }
@@ -124,26 +125,27 @@ fn value_match(value: &str) -> Sql {
 /// A tag matches an attribute of the span, its resource or one of its events, or one
 /// of the tags the OTLP-to-Jaeger translation derives from span fields.
 fn tag_predicate(key: &str, value: &str) -> Sql {
-    let mut sql = Sql::new("(EXISTS (SELECT 1 FROM span_attributes AS a WHERE a.bucket = s.bucket AND a.span_id = s.span_id AND a.key = ");
-    sql.text_param(key)
-        .push(" AND ")
-        .append(&value_match(value))
-        .push(
-            ") OR s.resource_set_id IN (SELECT m.resource_set_id FROM resource_set_members AS m \
+    let mut sql = Sql::new("(");
+    sql.append(&span_attribute_exists(
+        key,
+        Some(&value_match(value, JSON_J)),
+    ))
+    .push(
+        " OR s.resource_set_id IN (SELECT m.resource_set_id FROM resource_set_members AS m \
              WHERE m.resource_attribute_id IN (SELECT a.resource_id FROM resource_attributes AS a \
              WHERE a.key = ",
-        )
-        .text_param(key)
-        .push(" AND ")
-        .append(&value_match(value))
-        .push(
-            ")) OR EXISTS (SELECT 1 FROM events AS e JOIN event_attributes AS a ON a.event_id = e.id \
+    )
+    .text_param(key)
+    .push(" AND ")
+    .append(&value_match(value, TABLE_A))
+    .push(
+        ")) OR EXISTS (SELECT 1 FROM events AS e JOIN event_attributes AS a ON a.event_id = e.id \
              WHERE e.span_id = s.span_id AND a.key = ",
-        )
-        .text_param(key)
-        .push(" AND ")
-        .append(&value_match(value))
-        .push(")");
+    )
+    .text_param(key)
+    .push(" AND ")
+    .append(&value_match(value, TABLE_A))
+    .push(")");
     if let Some(derived) = derived_tag(key, value) {
         sql.push(" OR ").append(&derived);
     }
