@@ -121,6 +121,13 @@ pub(crate) fn encode(attributes: &[KeyValue]) -> (String, Vec<(&str, &'static st
     (out, written)
 }
 
+/// `text` as it appears inside a JSON string in the column (escaped, no quotes).
+pub(crate) fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    push_string(&mut out, text);
+    out[1..out.len() - 1].to_string()
+}
+
 /// The text that opens any attribute `key` in the column: `["key",`.
 pub(crate) fn key_prefix(key: &str) -> String {
     let mut out = String::from("[");

@@ -10,7 +10,7 @@
 
 use super::sql::Sql;
 use super::tag::{Column, Tag};
-use crate::sqlite::attributes::{key_prefix, triple};
+use crate::sqlite::attributes::{escaped, key_prefix, triple};
 use crate::sqlite::batch::Source;
 use crate::sqlite::value::{
     kind_value, status_value, SqlValue, BOOL, BYTES, DOUBLE, INT, KINDS, MAP, SLICE, STATUS_CODES,
@@ -184,8 +184,30 @@ impl Filter {
             sql.push(")");
             return sql;
         }
+        if let (
+            Operator::Gt | Operator::Gte | Operator::Lt | Operator::Lte,
+            Some((value, Class::Number)),
+        ) = (op, self.operands.first())
+        {
+            return number_range(key, op, value);
+        }
         let compare = attribute_compare(op, &self.operands, JSON_J);
-        span_attribute_exists(key, Some(&compare))
+        let exists = span_attribute_exists(key, Some(&compare));
+        if op != Operator::Contains {
+            return exists;
+        }
+        // A value containing the operand means the column contains the operand escaped
+        // (escaping maps each character on its own), so most spans are ruled out
+        // without reading their JSON.
+        let SqlValue::Text(needle) = as_text(&self.operands) else {
+            return exists;
+        };
+        let mut sql = Sql::new("(instr(s.attributes, ");
+        sql.text_param(&escaped(&needle))
+            .push(") > 0 AND ")
+            .append(&exists)
+            .push(")");
+        sql
     }
 
     /// The predicate on the row alias of the tag's table, for the positive operator.
@@ -278,6 +300,45 @@ impl Filter {
             .append(&self.span_attribute_matching(op, key));
         sql
     }
+}
+
+/// Span `s` has a number attribute `key` with `value op operand`, read straight from
+/// the column: the number follows `["key","Int",` or `["key","Double",`, and SQLite's
+/// `CAST` of text takes its leading number. Infinities are stored as strings and
+/// matched whole; NaN matches nothing.
+fn number_range(key: &str, op: Operator, operand: &SqlValue) -> Sql {
+    let cmp = comparison(op);
+    let prefix = key_prefix(key);
+    let int = format!("{prefix}\"{INT}\",");
+    let double = format!("{prefix}\"{DOUBLE}\",");
+    // substr and instr count characters.
+    let after = |text: &str| text.chars().count();
+    let mut sql = Sql::new("((instr(s.attributes, ");
+    sql.text_param(&int)
+        .push(") > 0 AND CAST(substr(s.attributes, instr(s.attributes, ")
+        .text_param(&int)
+        .push(&format!(") + {}) AS INTEGER) {cmp} ", after(&int)))
+        .param(operand.clone())
+        .push(") OR (instr(s.attributes, ")
+        .text_param(&double)
+        .push(") > 0 AND substr(s.attributes, instr(s.attributes, ")
+        .text_param(&double)
+        .push(&format!(
+            ") + {}, 1) != '\"' AND CAST(substr(s.attributes, instr(s.attributes, ",
+            after(&double)
+        ))
+        .text_param(&double)
+        .push(&format!(") + {}) AS REAL) {cmp} ", after(&double)))
+        .param(operand.clone())
+        .push(") OR instr(s.attributes, ");
+    let infinity = if matches!(op, Operator::Gt | Operator::Gte) {
+        "Inf"
+    } else {
+        "-Inf"
+    };
+    sql.text_param(&format!("{double}\"{infinity}\"]"))
+        .push(") > 0)");
+    sql
 }
 
 /// Span `s` has attribute `key` (whatever its value).

@@ -1,0 +1,259 @@
+//! Ingestion segments and the span attribute postings: a segment is sealed (its postings
+//! written) once the writer moves past it, searches and tag values see every span
+//! whether its segment is sealed or not, and retention keeps the postings exact.
+#![cfg(feature = "sqlite")]
+
+mod sqlite_common;
+
+use serde_json::json;
+use sqlite_common::*;
+use std::time::Duration;
+use teletrace_core::storage::{Operator, Timeframe};
+use teletrace_core::{Consumer, Lifecycle};
+
+/// More spans than one segment holds (8,192), in batches of 1,000.
+const SPANS: u64 = 10_000;
+
+/// Span `k`: `method` cycles through 4 values, `code` through 5, `user` is unique.
+fn attributes(k: u64) -> Vec<opentelemetry_proto::tonic::common::v1::KeyValue> {
+    vec![
+        kv(
+            "method",
+            s(["GET", "POST", "PUT", "DELETE"][(k % 4) as usize]),
+        ),
+        kv("code", i([200, 201, 404, 500, 503][(k % 5) as usize])),
+        kv("user", s(&format!("user-{k}"))),
+    ]
+}
+
+async fn fill(store: &Store, first_start: u64) {
+    for chunk in 0..SPANS / 1000 {
+        let spans = (chunk * 1000..(chunk + 1) * 1000)
+            .map(|k| {
+                span(
+                    k / 10,
+                    k,
+                    &format!("n{k}"),
+                    first_start + k,
+                    10,
+                    attributes(k),
+                )
+            })
+            .collect();
+        store
+            .exporter
+            .consume(batch(vec![kv("service.name", s("svc"))], spans))
+            .await
+            .unwrap();
+    }
+}
+
+async fn count_matching(store: &Store, key: &str, op: Operator, value: serde_json::Value) -> usize {
+    let mut req = request(vec![filter(key, op, value)], 10_000);
+    let mut n = 0;
+    loop {
+        let page = store.reader.search(&req).await.unwrap();
+        n += page.spans.len();
+        match page.next_token {
+            Some(t) => req.next_token = Some(t),
+            None => return n,
+        }
+    }
+}
+
+#[tokio::test]
+async fn sqlite_a_full_segment_is_sealed_and_searches_see_sealed_and_open_segments_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), |_| {}).await;
+    fill(&store, 1_000_000).await;
+
+    // The first segment filled up and was sealed; the second is open.
+    assert_eq!(
+        store
+            .count("SELECT count(*) FROM segments WHERE sealed = 1")
+            .await,
+        1
+    );
+    assert_eq!(
+        store
+            .count("SELECT count(*) FROM segments WHERE sealed = 0")
+            .await,
+        1
+    );
+    let sealed_spans = store
+        .count("SELECT spans FROM segments WHERE sealed = 1")
+        .await;
+    assert!(sealed_spans >= 8_192 && sealed_spans < SPANS as i64);
+    // One posting per distinct (key, value, type) of the sealed segment: 4 methods,
+    // 5 codes, one user per span.
+    assert_eq!(
+        store
+            .count("SELECT count(*) FROM span_attribute_postings")
+            .await,
+        4 + 5 + sealed_spans
+    );
+    // The postings list exactly the spans the view shows.
+    assert_eq!(
+        store
+            .count(
+                "SELECT count(*) FROM span_attribute_postings AS p CROSS JOIN json_each(p.span_rowids) AS j \
+                 CROSS JOIN spans AS s ON s.rowid = j.value \
+                 WHERE s.bucket = p.bucket AND EXISTS (SELECT 1 FROM span_attributes AS a \
+                 WHERE a.span_id = s.span_id AND a.key = p.key AND a.value = p.value AND a.type = p.type)"
+            )
+            .await,
+        3 * sealed_spans
+    );
+
+    // Selective filters (driven by postings and the open segment's scan) and broad ones
+    // (the time index, checking each span) find every span.
+    let r = &store;
+    assert_eq!(
+        count_matching(
+            r,
+            "span.attributes.user",
+            Operator::Equals,
+            json!("user-17")
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count_matching(
+            r,
+            "span.attributes.user",
+            Operator::Equals,
+            json!("user-9999")
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count_matching(
+            r,
+            "span.attributes.user",
+            Operator::In,
+            json!(["user-1", "user-9000", "nobody"])
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        count_matching(r, "span.attributes.method", Operator::Equals, json!("PUT")).await,
+        2_500
+    );
+    assert_eq!(
+        count_matching(r, "span.attributes.code", Operator::Gte, json!(500)).await,
+        4_000
+    );
+    assert_eq!(
+        count_matching(r, "span.attributes.code", Operator::Lt, json!(201)).await,
+        2_000
+    );
+    assert_eq!(
+        count_matching(r, "span.attributes.code", Operator::Equals, json!(404.0)).await,
+        2_000
+    );
+    assert_eq!(
+        count_matching(r, "span.attributes.user", Operator::Contains, json!("-999")).await,
+        11
+    );
+    assert_eq!(
+        count_matching(
+            r,
+            "span.attributes.method",
+            Operator::NotEquals,
+            json!("GET")
+        )
+        .await,
+        7_500
+    );
+
+    // Tag values: whole sealed segments are counted from postings, the rest by reading.
+    let values = store
+        .reader
+        .tag_values("span.attributes.method", everything(), &[])
+        .await
+        .unwrap();
+    assert_eq!(values.len(), 4);
+    assert!(values.iter().all(|v| v.count == 2_500), "{values:?}");
+    // A timeframe cutting the sealed segment: its spans are read one by one.
+    let part = Timeframe {
+        start_ns: 1_000_000 + 100,
+        end_ns: 1_000_000 + 8_999,
+    };
+    let values = store
+        .reader
+        .tag_values("span.attributes.code", part, &[])
+        .await
+        .unwrap();
+    assert_eq!(values.iter().map(|v| v.count).sum::<u64>(), 8_900);
+    store.exporter.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_retention_reseals_the_segments_it_cuts_so_postings_stay_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), |c| c.retention = Duration::from_secs(3600)).await;
+    let now = now_ns();
+    let old = now - 7_200 * 1_000_000_000;
+    // Spans 0..5000 are old, the rest recent; the first segment holds both.
+    for chunk in 0..SPANS / 1000 {
+        let spans = (chunk * 1000..(chunk + 1) * 1000)
+            .map(|k| {
+                let start = if k < 5_000 { old + k } else { now + k };
+                span(k / 10, k, &format!("n{k}"), start, 10, attributes(k))
+            })
+            .collect();
+        store
+            .exporter
+            .consume(batch(vec![kv("service.name", s("svc"))], spans))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.exporter.enforce_retention().await.unwrap(), 5_000);
+    assert_eq!(
+        store
+            .count("SELECT count(*) FROM segments WHERE sealed = 0 AND bucket != (SELECT max(bucket) FROM segments)")
+            .await,
+        0,
+        "the cut segment is sealed again"
+    );
+    // No posting names a deleted span.
+    assert_eq!(
+        store
+            .count(
+                "SELECT count(*) FROM span_attribute_postings AS p, json_each(p.span_rowids) AS j \
+                 WHERE NOT EXISTS (SELECT 1 FROM spans AS s WHERE s.rowid = j.value)"
+            )
+            .await,
+        0
+    );
+    assert_eq!(
+        count_matching(
+            &store,
+            "span.attributes.method",
+            Operator::Equals,
+            json!("GET")
+        )
+        .await,
+        1_250
+    );
+    assert_eq!(
+        count_matching(
+            &store,
+            "span.attributes.user",
+            Operator::Equals,
+            json!("user-10")
+        )
+        .await,
+        0
+    );
+    let values = store
+        .reader
+        .tag_values("span.attributes.method", everything(), &[])
+        .await
+        .unwrap();
+    assert!(values.iter().all(|v| v.count == 1_250), "{values:?}");
+    store.exporter.shutdown().await.unwrap();
+}
