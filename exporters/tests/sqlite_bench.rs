@@ -136,6 +136,33 @@ fn cpu_seconds() -> f64 {
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
+/// CPU seconds of this process's threads so far, summed by thread name (Linux).
+fn thread_cpu_seconds() -> Vec<(String, f64)> {
+    let mut by_name: std::collections::BTreeMap<String, f64> = Default::default();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ... field 14 utime, 15 stime, in clock ticks (100 per second).
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_string();
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        *by_name.entry(name).or_default() += (ticks(11) + ticks(12)) / 100.0;
+    }
+    by_name.into_iter().collect()
+}
+
 /// Feeds `total` spans in batches, two batches in flight (as two pipelines would).
 async fn ingest(store: &Store, total: usize, batch_size: usize, start: u64) -> Duration {
     let mut rng = Rng(0x9e3779b97f4a7c15);
@@ -174,6 +201,9 @@ async fn sqlite_bench_ingest() {
     let cpu_before = cpu_seconds();
     let elapsed = ingest(&store, total, batch_size, 1_700_000_000_000_000_000).await;
     let cpu = cpu_seconds() - cpu_before;
+    for (name, seconds) in thread_cpu_seconds() {
+        println!("  thread {name}: {seconds:.2} CPU-s");
+    }
     println!(
         "ingest: {total} spans (10 span + 5 resource attributes) in batches of {batch_size}: {:.2}s = {:.0} spans/s; {cpu:.2} CPU-s = {:.0} spans per CPU-second",
         elapsed.as_secs_f64(),
@@ -202,9 +232,16 @@ fn percentiles(mut samples: Vec<Duration>) -> String {
 async fn sqlite_bench_queries() {
     let total = env("SQLITE_BENCH_SPANS", 1_000_000);
     let batch_size = env("SQLITE_BENCH_BATCH", 1_000);
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), |_| {}).await;
     let start = 1_700_000_000_000_000_000u64;
+    let dir = tempfile::tempdir().unwrap();
+    // SQLITE_BENCH_DIR: the database a previous run kept, queried without loading again.
+    if let Ok(kept) = std::env::var("SQLITE_BENCH_DIR") {
+        let store = Store::open(std::path::Path::new(&kept), |_| {}).await;
+        query_measurements(&store, total, batch_size, start).await;
+        store.exporter.shutdown().await.unwrap();
+        return;
+    }
+    let store = Store::open(dir.path(), |_| {}).await;
     let elapsed = ingest(&store, total, batch_size, start).await;
     println!(
         "loaded {total} spans in {:.1}s ({:.0} spans/s)",
@@ -234,11 +271,17 @@ async fn sqlite_bench_queries() {
         .consume(batch(vec![kv("service.name", s("big"))], big))
         .await
         .unwrap();
-    let reader = store.reader.clone();
     if std::env::var("SQLITE_BENCH_KEEP").is_ok() {
         let keep = dir.keep();
         println!("kept {}", keep.display());
     }
+    query_measurements(&store, total, batch_size, start).await;
+    store.exporter.shutdown().await.unwrap();
+}
+
+/// Reads measured against the loaded database.
+async fn query_measurements(store: &Store, total: usize, batch_size: usize, start: u64) {
+    let reader = store.reader.clone();
 
     let mut small = Vec::new();
     for n in 0..200u64 {
@@ -433,7 +476,6 @@ async fn sqlite_bench_queries() {
         t.elapsed().as_secs_f64() * 1e3,
         tags.len()
     );
-    store.exporter.shutdown().await.unwrap();
 }
 
 /// Repeats reads against a database kept by `sqlite_bench_queries` (`SQLITE_BENCH_KEEP=1`

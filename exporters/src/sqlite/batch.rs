@@ -53,12 +53,7 @@ impl Specs {
             ),
             scope_attributes: attribute_spec("scope_attributes", "scope_id"),
             resource_attributes: attribute_spec("resource_attributes", "resource_id"),
-            spans: InsertSpec::new(
-                "INSERT OR IGNORE",
-                "spans",
-                &SPAN_COLUMNS,
-                " RETURNING span_id",
-            ),
+            spans: InsertSpec::new("INSERT OR IGNORE", "spans", &SPAN_COLUMNS, ""),
             resource_set_members: InsertSpec::new(
                 "INSERT OR IGNORE",
                 "resource_set_members",
@@ -179,6 +174,8 @@ pub(crate) struct Counters {
     pub next_link_id: AtomicI64,
     /// Catalog entries known to be stored.
     pub known_keys: Mutex<HashSet<KeyEntry>>,
+    /// The last ingestion time given to a batch (see [`Counters::ingestion_time`]).
+    pub last_ingestion_time: AtomicI64,
     /// The current ingestion segment and how many spans it holds.
     pub segment: Mutex<(i64, u64)>,
 }
@@ -188,6 +185,24 @@ pub(crate) struct Counters {
 pub(crate) const SEGMENT_SPANS: u64 = 8_192;
 
 impl Counters {
+    /// The ingestion time of a new batch: `now`, or just after the previous batch's, so
+    /// that no two batches share one (the writer tells a batch's rows by it).
+    pub(crate) fn ingestion_time(&self, now: i64) -> i64 {
+        let mut last = self.last_ingestion_time.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(last.saturating_add(1));
+            match self.last_ingestion_time.compare_exchange_weak(
+                last,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return next,
+                Err(seen) => last = seen,
+            }
+        }
+    }
+
     /// The segment batches go to now.
     pub(crate) fn current_segment(&self) -> i64 {
         self.segment.lock().unwrap_or_else(|e| e.into_inner()).0
@@ -235,8 +250,10 @@ pub(crate) struct Prepared<'a> {
     /// `scopes`, `scope_attributes`, `resource_attributes`, `resource_set_members`:
     /// written first.
     pub shared: Vec<(&'static str, Vec<Bound>)>,
-    /// `spans` (with `RETURNING span_id`).
+    /// `spans`.
     pub spans: Vec<Bound>,
+    /// The `ingestion_time_unix_nano` of every span of the batch (unique to it).
+    pub ingestion_time: i64,
     /// Everything hanging off a span, for every span of the batch.
     pub children: Vec<(&'static str, Vec<Bound>)>,
     /// Every catalog entry (source, key, type) the batch uses.
@@ -522,6 +539,7 @@ pub(crate) fn prepare<'a>(
             ),
         ],
         spans: spans.into_statements(&specs.spans).map_err(encode_error)?,
+        ingestion_time,
         children: Vec::new(),
         batch_keys: Vec::new(),
         spans_by_id: kept,

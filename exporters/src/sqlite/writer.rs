@@ -200,7 +200,8 @@ async fn write_batch(
     counters: &Counters,
     writer: &WriterConn,
 ) -> Result<(), ConsumeError> {
-    let prepared = batch::prepare(&resource_spans, specs, counters, now_ns())?;
+    let ingestion_time = counters.ingestion_time(now_ns());
+    let prepared = batch::prepare(&resource_spans, specs, counters, ingestion_time)?;
     let mut guard = writer.lock().await;
     let conn = guard
         .as_mut()
@@ -260,21 +261,32 @@ async fn write_prepared(
                 .await?;
         }
     }
-    let mut inserted: Vec<String> = Vec::with_capacity(prepared.span_count);
+    let mut inserted = 0u64;
     for bound in std::mem::take(&mut prepared.spans) {
-        let rows = sqlx::query_with(specs.spans.sql(bound.rows), bound.args)
-            .fetch_all(&mut *tx)
-            .await?;
-        for row in rows {
-            inserted.push(row.try_get::<String, _>(0)?);
-        }
+        inserted += sqlx::query_with(specs.spans.sql(bound.rows), bound.args)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
     }
-    let children = if inserted.len() == prepared.span_count {
+    let children = if inserted == prepared.span_count as u64 {
         std::mem::take(&mut prepared.children)
     } else {
         // Some span IDs were stored already (a client retrying): skip everything hanging
-        // off those, so their attributes, events and links are not stored twice.
-        let fresh: HashSet<String> = inserted.into_iter().collect();
+        // off those, so their events and links are not stored twice. The batch's own
+        // rows are those with its ingestion time.
+        let mut fresh: HashSet<String> = HashSet::with_capacity(inserted as usize);
+        let ids: Vec<&str> = prepared.span_ids().collect();
+        for chunk in ids.chunks(10_000) {
+            let sql = format!(
+                "SELECT span_id FROM spans WHERE ingestion_time_unix_nano = ? AND span_id IN ({})",
+                vec!["?"; chunk.len()].join(",")
+            );
+            let mut query = sqlx::query_scalar::<_, String>(&sql).bind(prepared.ingestion_time);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            fresh.extend(query.fetch_all(&mut *tx).await?);
+        }
         let skipped = prepared
             .span_ids()
             .filter(|id| !fresh.contains(*id))

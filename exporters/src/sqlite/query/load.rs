@@ -87,7 +87,7 @@ pub(crate) async fn by_ids(
 /// their attributes, one each for the events and links of the spans that have any, then
 /// each resource and scope once.
 async fn load(conn: &mut SqliteConnection, which: &Sql) -> Result<Vec<StoredSpan>, StorageError> {
-    let mut sql = Sql::new(&format!(
+    let mut sql = Sql::new(
         "SELECT json_array(s.span_id, s.trace_id, s.trace_state, s.parent_span_id, s.name, s.kind, \
          s.start_time_unix_nano, s.end_time_unix_nano, s.dropped_span_attributes_count, \
          s.span_status_message, s.span_status_code, s.dropped_resource_attributes_count, \
@@ -96,7 +96,7 @@ async fn load(conn: &mut SqliteConnection, which: &Sql) -> Result<Vec<StoredSpan
          EXISTS (SELECT 1 FROM events AS e WHERE e.span_id = s.span_id), \
          EXISTS (SELECT 1 FROM links AS l WHERE l.span_id = s.span_id)), \
          s.attributes FROM spans AS s WHERE ",
-    ));
+    );
     sql.append(which);
     let rows = sql.fetch_all(conn).await.map_err(backend)?;
     let mut partials = Vec::with_capacity(rows.len());
