@@ -61,3 +61,12 @@ CREATE TABLE span_attribute_postings (
 -- (and the writer seals the segment again).
 ALTER TABLE segments ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX segments_unsealed_index ON segments (bucket) WHERE sealed = 0;
+
+-- The sort indexes carried `bucket` and `resource_set_id` so a search walking them could
+-- check attribute rows without reading the span; attributes are on the span row now, so
+-- they only cost index space and ingest time. `span_id` stays: sorting and paging by
+-- (time, span ID) need no extra sort.
+DROP INDEX start_time_index;
+CREATE INDEX start_time_index ON spans (start_time_unix_nano, span_id);
+DROP INDEX duration_index;
+CREATE INDEX duration_index ON spans (duration, span_id);
