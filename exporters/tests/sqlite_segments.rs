@@ -26,19 +26,11 @@ fn attributes(k: u64) -> Vec<opentelemetry_proto::tonic::common::v1::KeyValue> {
     ]
 }
 
-async fn fill(store: &Store, first_start: u64) {
+/// Writes spans 0..SPANS, span `k` starting at `start(k)`.
+async fn fill(store: &Store, start: impl Fn(u64) -> u64) {
     for chunk in 0..SPANS / 1000 {
         let spans = (chunk * 1000..(chunk + 1) * 1000)
-            .map(|k| {
-                span(
-                    k / 10,
-                    k,
-                    &format!("n{k}"),
-                    first_start + k,
-                    10,
-                    attributes(k),
-                )
-            })
+            .map(|k| span(k / 10, k, &format!("n{k}"), start(k), 10, attributes(k)))
             .collect();
         store
             .exporter
@@ -65,7 +57,7 @@ async fn count_matching(store: &Store, key: &str, op: Operator, value: serde_jso
 async fn sqlite_a_full_segment_is_sealed_and_searches_see_sealed_and_open_segments_alike() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), |_| {}).await;
-    fill(&store, 1_000_000).await;
+    fill(&store, |k| 1_000_000 + k).await;
 
     // The first segment filled up and was sealed; the second is open.
     assert_eq!(
@@ -198,19 +190,7 @@ async fn sqlite_retention_reseals_the_segments_it_cuts_so_postings_stay_exact() 
     let now = now_ns();
     let old = now - 7_200 * 1_000_000_000;
     // Spans 0..5000 are old, the rest recent; the first segment holds both.
-    for chunk in 0..SPANS / 1000 {
-        let spans = (chunk * 1000..(chunk + 1) * 1000)
-            .map(|k| {
-                let start = if k < 5_000 { old + k } else { now + k };
-                span(k / 10, k, &format!("n{k}"), start, 10, attributes(k))
-            })
-            .collect();
-        store
-            .exporter
-            .consume(batch(vec![kv("service.name", s("svc"))], spans))
-            .await
-            .unwrap();
-    }
+    fill(&store, |k| if k < 5_000 { old + k } else { now + k }).await;
     assert_eq!(store.exporter.enforce_retention().await.unwrap(), 5_000);
     assert_eq!(
         store

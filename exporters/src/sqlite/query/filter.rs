@@ -116,47 +116,12 @@ impl Filter {
             Tag::Attribute {
                 source: Source::Span,
                 key,
-            } => {
-                let any = || span_has_key(key);
-                match self.op {
-                    Operator::Exists => any(),
-                    Operator::NotExists => {
-                        let mut sql = Sql::new("NOT ");
-                        sql.append(&any());
-                        sql
-                    }
-                    _ => {
-                        let matching = self.span_attribute_matching(op, key);
-                        if !negated {
-                            return matching;
-                        }
-                        let mut sql = any();
-                        sql.push(" AND NOT ").append(&matching);
-                        sql
-                    }
-                }
-            }
-            tag => {
-                let any = || has_row(tag, None);
-                match self.op {
-                    Operator::Exists => any(),
-                    Operator::NotExists => {
-                        let mut sql = Sql::new("NOT ");
-                        sql.append(&any());
-                        sql
-                    }
-                    _ => {
-                        let row = self.row_predicate(op);
-                        let matching = has_row(tag, Some(&row));
-                        if !negated {
-                            return matching;
-                        }
-                        let mut sql = any();
-                        sql.push(" AND NOT ").append(&matching);
-                        sql
-                    }
-                }
-            }
+            } => presence_and_match(self.op, negated, span_has_key(key), || {
+                self.span_attribute_matching(op, key)
+            }),
+            tag => presence_and_match(self.op, negated, has_row(tag, None), || {
+                has_row(tag, Some(&self.row_predicate(op)))
+            }),
         }
     }
 
@@ -377,6 +342,32 @@ pub(crate) fn segments_sealed(alias: &str, sealed: bool, start: i64, end: i64) -
         .int_param(end)
         .push(")");
     sql
+}
+
+/// An attribute-like filter from `any` (the span has the key or row at all) and
+/// `matching` (it has one satisfying the positive operator): `exists` is `any`,
+/// `not_exists` its negation, a negated operator matches spans having the key without a
+/// matching value.
+fn presence_and_match(
+    op: Operator,
+    negated: bool,
+    any: Sql,
+    matching: impl FnOnce() -> Sql,
+) -> Sql {
+    match op {
+        Operator::Exists => any,
+        Operator::NotExists => {
+            let mut sql = Sql::new("NOT ");
+            sql.append(&any);
+            sql
+        }
+        _ if negated => {
+            let mut sql = any;
+            sql.push(" AND NOT ").append(&matching());
+            sql
+        }
+        _ => matching(),
+    }
 }
 
 /// `parent_span_id` and `trace_state` are stored empty when absent.
