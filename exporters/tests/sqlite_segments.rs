@@ -40,6 +40,21 @@ async fn fill(store: &Store, start: impl Fn(u64) -> u64) {
     }
 }
 
+/// Waits (up to 30 s) until `n` segments are sealed: sealing runs beside the writes.
+async fn wait_sealed(store: &Store, n: i64) {
+    for _ in 0..300 {
+        if store
+            .count("SELECT count(*) FROM segments WHERE sealed = 1")
+            .await
+            == n
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{n} segments were not sealed within 30 s");
+}
+
 async fn count_matching(store: &Store, key: &str, op: Operator, value: serde_json::Value) -> usize {
     let mut req = request(vec![filter(key, op, value)], 10_000);
     let mut n = 0;
@@ -59,7 +74,8 @@ async fn sqlite_a_full_segment_is_sealed_and_searches_see_sealed_and_open_segmen
     let store = Store::open(dir.path(), |_| {}).await;
     fill(&store, |k| 1_000_000 + k).await;
 
-    // The first segment filled up and was sealed; the second is open.
+    // The first segment filled up and is sealed in the background; the second is open.
+    wait_sealed(&store, 1).await;
     assert_eq!(
         store
             .count("SELECT count(*) FROM segments WHERE sealed = 1")

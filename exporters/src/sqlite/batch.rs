@@ -174,6 +174,8 @@ pub(crate) struct Counters {
     pub next_link_id: AtomicI64,
     /// Catalog entries known to be stored.
     pub known_keys: Mutex<HashSet<KeyEntry>>,
+    /// True while a background sealer runs (see the writer).
+    pub sealing: std::sync::atomic::AtomicBool,
     /// The last ingestion time given to a batch (see [`Counters::ingestion_time`]).
     pub last_ingestion_time: AtomicI64,
     /// The current ingestion segment and how many spans it holds.

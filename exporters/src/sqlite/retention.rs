@@ -132,7 +132,7 @@ async fn delete_chunk(conn: &mut SqliteConnection, cutoff: i64) -> Result<u64, s
     for statement in [
         // The segments losing spans are sealed again (see `run_once`), so their
         // postings never list a deleted span.
-        "UPDATE segments SET sealed = 0 WHERE sealed = 1 AND bucket IN \
+        "UPDATE segments SET sealed = 0, version = version + 1 WHERE bucket IN \
          (SELECT DISTINCT bucket FROM temp.retention_doomed)"
             .to_string(),
         format!(

@@ -170,11 +170,14 @@ impl SqliteExporter {
         let specs = self.specs.clone();
         let counters = self.counters.clone();
         let writer = self.writer.clone();
+        let pool = self.pool.clone();
         // The write runs in its own task so that a caller giving up (a receiver timeout)
         // cannot stop it halfway, and shutdown can wait for it by taking the lock.
-        tokio::spawn(async move { write_batch(resource_spans, &specs, &counters, &writer).await })
-            .await
-            .map_err(|e| ConsumeError::retryable(format!("sqlite write task failed: {e}")))?
+        tokio::spawn(
+            async move { write_batch(resource_spans, &specs, &counters, &writer, &pool).await },
+        )
+        .await
+        .map_err(|e| ConsumeError::retryable(format!("sqlite write task failed: {e}")))?
     }
 }
 
@@ -196,9 +199,10 @@ fn now_ns() -> i64 {
 /// Prepares `resource_spans` (before taking the lock) and writes them in one transaction.
 async fn write_batch(
     resource_spans: Vec<ResourceSpans>,
-    specs: &Specs,
-    counters: &Counters,
+    specs: &Arc<Specs>,
+    counters: &Arc<Counters>,
     writer: &WriterConn,
+    pool: &Arc<PoolCell>,
 ) -> Result<(), ConsumeError> {
     let ingestion_time = counters.ingestion_time(now_ns());
     let prepared = batch::prepare(&resource_spans, specs, counters, ingestion_time)?;
@@ -214,7 +218,20 @@ async fn write_batch(
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .extend(new_keys);
-            seal_segments(conn, specs, counters.current_segment().max(bucket)).await;
+            let current = counters.current_segment().max(bucket);
+            match postings::pending(conn, current).await {
+                Ok(pending) if !pending.is_empty() => {
+                    Sealer {
+                        writer: writer.clone(),
+                        pool: pool.clone(),
+                        specs: specs.clone(),
+                        counters: counters.clone(),
+                    }
+                    .spawn(pending);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sqlite: cannot list the segments to seal"),
+            }
             Ok(())
         }
         Err(e) if is_refusal(&e) => Err(find_refused_span(conn, specs, counters, &resource_spans)
@@ -224,12 +241,59 @@ async fn write_batch(
     }
 }
 
-/// Seals the segments the writer has moved past (see `postings`). The batch is stored
-/// either way: a segment left unsealed is still searched, by scanning its spans, and is
-/// sealed after a later batch.
-async fn seal_segments(conn: &mut SqliteConnection, specs: &Specs, current: i64) {
-    if let Err(e) = postings::seal_pending(conn, &specs.postings, current).await {
-        tracing::warn!(error = %e, "sqlite: could not write the attribute postings of a segment");
+/// Seals the segments the writer has moved past (see `postings`) in a task of its own:
+/// the spans are read and the postings built on a read connection while batches keep
+/// being written, and only the write of the postings takes the writer lock. One sealer
+/// runs at a time; a segment left unsealed (a failure, a trigger while one runs) is still
+/// searched, by scanning its spans, and is sealed after a later batch.
+struct Sealer {
+    writer: WriterConn,
+    pool: Arc<PoolCell>,
+    specs: Arc<Specs>,
+    counters: Arc<Counters>,
+}
+
+/// Builds of a segment the sealer tries before leaving it for a later batch (each
+/// failed try means a batch landed in it meanwhile).
+const SEAL_ATTEMPTS: usize = 3;
+
+impl Sealer {
+    fn spawn(self, buckets: Vec<i64>) {
+        if self.counters.sealing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tokio::spawn(async move {
+            for bucket in buckets {
+                for _ in 0..SEAL_ATTEMPTS {
+                    match self.seal(bucket).await {
+                        Ok(true) => break,
+                        Ok(false) => continue,
+                        Err(e) => {
+                            tracing::warn!(bucket, error = %e, "sqlite: could not seal a segment");
+                            break;
+                        }
+                    }
+                }
+            }
+            self.counters.sealing.store(false, Ordering::Release);
+        });
+    }
+
+    /// Builds and writes one segment's postings; false when the segment changed while
+    /// they were built, or the exporter is shutting down.
+    async fn seal(&self, bucket: i64) -> Result<bool, sqlx::Error> {
+        let Some(pool) = self.pool.get_pool() else {
+            return Ok(false);
+        };
+        let built = {
+            let mut conn = pool.acquire().await?;
+            postings::build(&mut conn, bucket).await?
+        };
+        let mut guard = self.writer.lock().await;
+        let Some(conn) = guard.as_mut() else {
+            return Ok(false);
+        };
+        postings::write(conn, &self.specs.postings, built).await
     }
 }
 
@@ -309,7 +373,7 @@ async fn write_prepared(
         let segment = prepared.segment;
         sqlx::query(
             "INSERT INTO segments (bucket, min_start_time_unix_nano, max_start_time_unix_nano, spans) \
-             VALUES (?, ?, ?, ?) ON CONFLICT (bucket) DO UPDATE SET sealed = 0, \
+             VALUES (?, ?, ?, ?) ON CONFLICT (bucket) DO UPDATE SET sealed = 0, version = version + 1, \
              min_start_time_unix_nano = min(min_start_time_unix_nano, excluded.min_start_time_unix_nano), \
              max_start_time_unix_nano = max(max_start_time_unix_nano, excluded.max_start_time_unix_nano), \
              spans = spans + excluded.spans",

@@ -60,6 +60,9 @@ CREATE TABLE span_attribute_postings (
 -- 1 once the segment's postings are written; a batch written into a segment clears it
 -- (and the writer seals the segment again).
 ALTER TABLE segments ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
+-- Bumped by every change to the segment's spans, so postings built from an older
+-- snapshot are not written.
+ALTER TABLE segments ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX segments_unsealed_index ON segments (bucket) WHERE sealed = 0;
 
 -- The sort indexes carried `bucket` and `resource_set_id` so a search walking them could
