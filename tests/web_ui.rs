@@ -342,7 +342,9 @@ async fn run_scenarios(browser: &str, executable_var: &str, library: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let script = root.join("tests/browser/ui.mjs");
     assert!(
-        root.join("tests/browser/node_modules").join(library).is_dir(),
+        root.join("tests/browser/node_modules")
+            .join(library)
+            .is_dir(),
         "run `npm ci` in tests/browser first"
     );
     let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR"))
