@@ -1,12 +1,15 @@
 //! The query extension's web UI in a real browser: the all-in-one preset on ephemeral
 //! ports gets spans from the `opentelemetry-otlp` SDK (two services, http attributes,
 //! events, an error) and a 10,000-span trace over raw OTLP/HTTP, then
-//! `tests/browser/ui.mjs` drives headless Chromium through `playwright-core` over the
-//! pages and writes screenshots to `target/screenshots/`.
+//! `tests/browser/ui.mjs` drives the pages in headless Chromium (`playwright-core`) and
+//! headless Firefox (`puppeteer-core` over WebDriver BiDi) through the same scenarios and
+//! writes screenshots to `target/screenshots/<browser>/`.
 //!
-//! The browser test needs `TELETRACE_TEST_BROWSER` (the Chromium executable, e.g.
-//! `/usr/bin/chromium`) and `npm ci` run in `tests/browser`; `.ci/run` does both. Without
-//! the variable it is skipped with a notice. The asset checks run everywhere.
+//! The Chromium test needs `TELETRACE_TEST_BROWSER` (the Chromium executable, e.g.
+//! `/usr/bin/chromium`), the Firefox test `TELETRACE_TEST_FIREFOX` (e.g.
+//! `/usr/bin/firefox`), and both `npm ci` run in `tests/browser`; `.ci/run` does all
+//! three. Without its variable a browser test is skipped with a notice. The asset checks
+//! run everywhere.
 
 mod common;
 
@@ -306,26 +309,53 @@ async fn wait_for_trace(base: &str, id: &str, n: usize) {
     panic!("trace {id} has {seen} spans, never {n}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browser_searches_opens_traces_and_renders_a_10k_span_trace() {
-    let Ok(chromium) = std::env::var("TELETRACE_TEST_BROWSER") else {
-        eprintln!("skipping the browser test: TELETRACE_TEST_BROWSER is not set (run .ci/run, or point it at chromium after `npm ci` in tests/browser)");
+/// One browser at a time: two of them at once on a small machine make the scenarios'
+/// waits flaky, and their screenshots would interleave.
+static BROWSER_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The checks `ui.mjs` reports as passed in every browser.
+const BROWSER_CHECKS: [&str; 13] = [
+    "ok search finds the preset's spans",
+    "ok scrolling loads the next page",
+    "ok facet click filters",
+    "ok status facet filters errors",
+    "ok shared URL restores the search",
+    "ok waterfall draws every span",
+    "ok span details show attributes and events",
+    "ok download is OTLP/JSON",
+    "ok 10000-span trace renders virtualized",
+    "ok filter builder filters",
+    "ok custom range searches that range",
+    "ok live mode refreshes",
+    "ok waterfall keyboard: collapse, expand, select",
+];
+
+/// Runs `tests/browser/ui.mjs` in `browser` (`chromium` or `firefox`, the executable
+/// named by the environment variable `executable_var`) against the preset fed with the
+/// checkout trace and the 10,000-span trace; screenshots go to
+/// `target/screenshots/<browser>/`.
+async fn run_scenarios(browser: &str, executable_var: &str, library: &str) {
+    let Ok(executable) = std::env::var(executable_var) else {
+        eprintln!("skipping the {browser} test: {executable_var} is not set (run .ci/run, or point it at {browser} after `npm ci` in tests/browser)");
         return;
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let script = root.join("tests/browser/ui.mjs");
     assert!(
-        root.join("tests/browser/node_modules/playwright-core")
+        root.join("tests/browser/node_modules")
+            .join(library)
             .is_dir(),
         "run `npm ci` in tests/browser first"
     );
     let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .unwrap_or(Path::new("target"))
-        .join("screenshots");
+        .join("screenshots")
+        .join(browser);
     std::fs::create_dir_all(&screenshots).unwrap();
+    let _one_at_a_time = BROWSER_LOCK.lock().await;
 
-    let dir = common::fresh_dir("ui", "browser");
+    let dir = common::fresh_dir("ui", browser);
     let running = common::start_preset(&dir).await;
     let base = base(&running);
     let big = send_big_trace(&running.http_endpoint()).await;
@@ -342,13 +372,15 @@ async fn browser_searches_opens_traces_and_renders_a_10k_span_trace() {
     assert_eq!(probe.status(), 200);
 
     let node = std::env::var("TELETRACE_TEST_NODE").unwrap_or_else(|_| "node".into());
+    let browser_name = browser.to_string();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(node)
             .arg(&script)
             .arg(&base)
             .arg(&checkout)
             .arg(&big)
-            .env("CHROMIUM_PATH", chromium)
+            .env("BROWSER", browser_name)
+            .env("BROWSER_PATH", executable)
             .env("SCREENSHOT_DIR", &screenshots)
             .output()
             .expect("node runs")
@@ -361,22 +393,24 @@ async fn browser_searches_opens_traces_and_renders_a_10k_span_trace() {
     eprintln!("{stderr}");
     assert!(
         output.status.success(),
-        "browser test failed:\n{stdout}\n{stderr}"
+        "{browser} test failed:\n{stdout}\n{stderr}"
     );
-    for check in [
-        "ok search finds the preset's spans",
-        "ok facet click filters",
-        "ok shared URL restores the search",
-        "ok waterfall draws every span",
-        "ok span details show attributes and events",
-        "ok download is OTLP/JSON",
-        "ok 10000-span trace renders virtualized",
-        "ok filter builder filters",
-        "ok custom range searches that range",
-        "ok live mode refreshes",
-        "ok waterfall keyboard: collapse, expand, select",
-    ] {
+    assert!(
+        stdout.contains(&format!("browser {browser}:")),
+        "not run in {browser}:\n{stdout}"
+    );
+    for check in BROWSER_CHECKS {
         assert!(stdout.contains(check), "missing {check:?} in:\n{stdout}");
     }
     running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_searches_opens_traces_and_renders_a_10k_span_trace() {
+    run_scenarios("chromium", "TELETRACE_TEST_BROWSER", "playwright-core").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_searches_opens_traces_and_renders_a_10k_span_trace() {
+    run_scenarios("firefox", "TELETRACE_TEST_FIREFOX", "puppeteer-core").await;
 }
