@@ -7,7 +7,7 @@
 // click, clickText, fill, select, box, mouseClick, screenshot, download, onRequest,
 // offRequest, close, and collects script errors and CSP violations in `errors`.
 
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -128,16 +128,20 @@ async function launchFirefox(executablePath, timeout) {
           const before = new Set(readdirSync(downloads));
           await p.locator(selector).click();
           const deadline = Date.now() + timeout;
+          let lastSize = -1;
           while (Date.now() < deadline) {
             const done = readdirSync(downloads).filter((f) => !before.has(f) && !f.endsWith('.part'));
             if (done.length) {
-              // A finished download has no .part sibling left.
+              // Finished: no .part sibling left, and the file has stopped growing (Firefox
+              // may create the file before it writes it).
               const name = done[0];
-              if (!readdirSync(downloads).includes(`${name}.part`)) {
+              const size = statSync(join(downloads, name)).size;
+              if (!readdirSync(downloads).includes(`${name}.part`) && size > 0 && size === lastSize) {
                 return { name, text: readFileSync(join(downloads, name), 'utf8') };
               }
+              lastSize = size;
             }
-            await new Promise((r) => setTimeout(r, 50));
+            await new Promise((r) => setTimeout(r, 100));
           }
           throw new Error(`no download in ${downloads} after ${timeout} ms`);
         },
