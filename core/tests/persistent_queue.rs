@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use teletrace_core::exporter_helper::{
     queue_directory, ExporterHelperSettings, QueueSettings, QueuedRetryExporter, RetrySettings,
-    Sender, METRIC_QUEUE_SIZE, METRIC_SENT_SPANS,
+    Sender, Sizer, METRIC_QUEUE_SIZE, METRIC_SENT_SPANS,
 };
 use teletrace_core::telemetry::Metrics;
 use teletrace_core::{ComponentId, ConsumeError, Consumer, Host, Lifecycle, Traces};
@@ -66,6 +66,7 @@ fn settings(dir: &std::path::Path) -> ExporterHelperSettings {
         queue: QueueSettings {
             enabled: true,
             num_consumers: 2,
+            sizer: Sizer::Requests,
             queue_size: 100,
             storage: Some(dir.to_path_buf()),
         },

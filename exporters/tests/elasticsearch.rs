@@ -26,8 +26,8 @@ use teletrace_core::registry::{self, BuildContext};
 use teletrace_core::storage::StoredSpan;
 use teletrace_core::telemetry::Metrics;
 use teletrace_core::{ComponentId, ConsumeError, Exporter, FactoryRef, Host, Traces};
-use teletrace_exporters::elasticsearch::bulk::document_id;
-use teletrace_exporters::elasticsearch::METRIC_DOCS_PROCESSED;
+use teletrace_exporters::elasticsearch::bulk::{document_id, BulkEncoder};
+use teletrace_exporters::elasticsearch::{MappingMode, METRIC_DOCS_PROCESSED};
 use teletrace_extensions::query::model::InternalSpanV1;
 
 // ---------------------------------------------------------------------------------------
@@ -112,10 +112,16 @@ fn unique(prefix: &str) -> String {
 }
 
 /// Test configs send in the caller's task with no helper retry, so `consume` returns
-/// the exporter's own result.
+/// the exporter's own result; unless the test sets `flush`, the bulk buffer is sent
+/// 20ms after its first document rather than 30s.
 fn config(target: &Target, extra: &str) -> String {
+    let flush = if extra.contains("flush:") {
+        ""
+    } else {
+        "flush: {interval: 20ms}\n"
+    };
     format!(
-        "endpoint: {}\n{}sending_queue: {{enabled: false}}\nretry_on_failure: {{enabled: false}}\n{extra}",
+        "endpoint: {}\n{}sending_queue: {{enabled: false}}\nretry_on_failure: {{enabled: false}}\n{flush}{extra}",
         target.url, target.auth_yaml
     )
 }
@@ -608,7 +614,7 @@ async fn batches_are_cut_at_flush_bytes() {
     let index = unique("tt-flush");
     let (exporter, _) = started(&config(
         &t,
-        &format!("traces_index: {index}\nflush: {{bytes: 4000}}"),
+        &format!("traces_index: {index}\nflush: {{bytes: 4000, interval: 20ms}}"),
     ))
     .await;
     let batch = sample(20, 5);
@@ -620,6 +626,175 @@ async fn batches_are_cut_at_flush_bytes() {
         assert_eq!(bulks.iter().map(|b| b.ids.len()).sum::<usize>(), 20);
     }
     cleanup(&t, &index, &format!("teletrace-{index}"), false).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// The shared bulk buffer: flush::bytes and flush::interval (mock only)
+// ---------------------------------------------------------------------------------------
+
+/// The `_bulk` body size of `batch` in the Teletrace shape.
+fn body_len(batch: &[ResourceSpans], index: &str) -> usize {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    BulkEncoder::new(MappingMode::Teletrace, index)
+        .encode(batch, now, usize::MAX)
+        .iter()
+        .map(|c| c.body.len())
+        .sum()
+}
+
+/// Consumes `batch` in a task of its own; the handle says when and how it returned.
+fn consume_in_task(
+    exporter: &Arc<dyn Exporter>,
+    batch: Vec<ResourceSpans>,
+) -> tokio::task::JoinHandle<Result<(), ConsumeError>> {
+    let exporter = Arc::clone(exporter);
+    tokio::spawn(async move { exporter.consume(Traces::new(batch)).await })
+}
+
+#[tokio::test]
+async fn concurrent_small_consumes_share_one_bulk_request_and_wait_for_it() {
+    let Some((t, m)) = mock_only("concurrent consumes share one bulk request").await else {
+        return;
+    };
+    let index = unique("tt-gather");
+    let batches: Vec<_> = (0..4).map(|i| sample(3, 40 + i)).collect();
+    let one = body_len(&batches[0], &index);
+    // Three batches stay below flush::bytes, the fourth reaches it; the interval is far
+    // longer than the test.
+    let flush_bytes = 3 * one + one / 2;
+    let (exporter, metrics) = started(&config(
+        &t,
+        &format!("traces_index: {index}\nflush: {{bytes: {flush_bytes}, interval: 60s}}"),
+    ))
+    .await;
+    let mut waiting: Vec<_> = batches[..3]
+        .iter()
+        .map(|b| consume_in_task(&exporter, b.clone()))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(m.bulks().is_empty(), "nothing sent below flush::bytes");
+    assert!(
+        waiting.iter().all(|h| !h.is_finished()),
+        "no consume returns before its documents are sent"
+    );
+    waiting.push(consume_in_task(&exporter, batches[3].clone()));
+    for handle in waiting {
+        tokio::time::timeout(Duration::from_secs(20), handle)
+            .await
+            .expect("answered once the body is full")
+            .unwrap()
+            .unwrap();
+    }
+    let bulks = m.bulks();
+    assert_eq!(bulks.len(), 1, "one _bulk request for the four consumes");
+    let mut sent = bulks[0].ids.clone();
+    sent.sort();
+    let mut all: Vec<String> = batches.iter().flat_map(|b| ids_of(b)).collect();
+    all.sort();
+    assert_eq!(sent, all);
+    assert_eq!(fetch(&t, &index, &all).await.len(), 12);
+    assert_eq!(docs_metric(&metrics, "success"), 12);
+    assert!(m.violations().is_empty(), "{:?}", m.violations());
+}
+
+#[tokio::test]
+async fn the_interval_sends_a_lone_small_batch() {
+    let Some((t, m)) = mock_only("the interval sends a lone batch").await else {
+        return;
+    };
+    let index = unique("tt-interval");
+    let (exporter, _) = started(&config(
+        &t,
+        &format!("traces_index: {index}\nflush: {{interval: 300ms}}"),
+    ))
+    .await;
+    let batch = sample(2, 50);
+    let start = std::time::Instant::now();
+    exporter.consume(Traces::new(batch.clone())).await.unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(300),
+        "sent by the interval, not at once: {:?}",
+        start.elapsed()
+    );
+    let bulks = m.bulks();
+    assert_eq!(bulks.len(), 1);
+    assert_eq!(bulks[0].ids, ids_of(&batch));
+    assert_eq!(fetch(&t, &index, &ids_of(&batch)).await.len(), 2);
+}
+
+#[tokio::test]
+async fn per_item_429s_go_back_only_to_the_consume_that_owns_them() {
+    let Some((t, m)) = mock_only("429s go back to their owner").await else {
+        return;
+    };
+    let index = unique("tt-owner");
+    let mine = sample(3, 60);
+    let theirs = sample(3, 61);
+    let one = body_len(&mine, &index);
+    let (exporter, metrics) = started(&config(
+        &t,
+        &format!(
+            "traces_index: {index}\nflush: {{bytes: {}, interval: 1s}}\n\
+             retry: {{max_requests: 2, initial_interval: 5ms}}",
+            one + one / 2
+        ),
+    ))
+    .await;
+    let mine_ids = ids_of(&mine);
+    let theirs_ids = ids_of(&theirs);
+    m.fail_id(&mine_ids[1], 429, usize::MAX);
+    let a = consume_in_task(&exporter, mine.clone());
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let b = consume_in_task(&exporter, theirs.clone());
+    b.await
+        .unwrap()
+        .expect("the other consume's documents are all stored");
+    let err = a.await.unwrap().unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let bulks = m.bulks();
+    assert_eq!(bulks.len(), 2, "{bulks:?}");
+    let mut first = bulks[0].ids.clone();
+    first.sort();
+    let mut both: Vec<String> = mine_ids.iter().chain(&theirs_ids).cloned().collect();
+    both.sort();
+    assert_eq!(first, both, "both consumes in the first request");
+    assert_eq!(
+        bulks[1].ids,
+        vec![mine_ids[1].clone()],
+        "only the throttled document is resent"
+    );
+    for id in theirs_ids.iter().chain([&mine_ids[0], &mine_ids[2]]) {
+        assert_eq!(m.writes(&index, id), 1, "{id}");
+    }
+    assert_eq!(docs_metric(&metrics, "too_many"), 2);
+    assert_eq!(docs_metric(&metrics, "success"), 5);
+}
+
+#[tokio::test]
+async fn shutdown_sends_what_waits_for_the_interval() {
+    let Some((t, m)) = mock_only("shutdown sends the buffer").await else {
+        return;
+    };
+    let index = unique("tt-drain");
+    let yaml = format!(
+        "endpoint: {}\ntraces_index: {index}\nflush: {{interval: 60s}}\n",
+        t.url
+    );
+    let (exporter, metrics) = started(&yaml).await;
+    let batch = sample(2, 70);
+    exporter.consume(Traces::new(batch.clone())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(m.bulks().is_empty(), "waiting for the interval");
+    tokio::time::timeout(Duration::from_secs(20), exporter.shutdown())
+        .await
+        .expect("shutdown does not wait for the interval")
+        .unwrap();
+    assert_eq!(m.bulks().len(), 1);
+    assert_eq!(fetch(&t, &index, &ids_of(&batch)).await.len(), 2);
+    assert_eq!(docs_metric(&metrics, "success"), 2);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -754,7 +929,8 @@ async fn a_failed_node_is_skipped_then_tried_again_after_the_cooldown() {
     let index = unique("tt-failover");
     let yaml = format!(
         "endpoints: [{}, http://{closed}, {}]\ntraces_index: {index}\nnode_cooldown: 2s\n\
-         sending_queue: {{enabled: false}}\nretry_on_failure: {{enabled: false}}\n",
+         sending_queue: {{enabled: false}}\nretry_on_failure: {{enabled: false}}\n\
+         flush: {{interval: 20ms}}\n",
         down.url(),
         healthy.url()
     );
@@ -845,7 +1021,8 @@ async fn auth_variants_send_the_matching_authorization_header() {
         let index = unique("tt-auth");
         let yaml = format!(
             "endpoint: {}\n{auth}\nheaders: {{x-tenant: blue}}\ntraces_index: {index}\n\
-             sending_queue: {{enabled: false}}\nretry_on_failure: {{enabled: false}}\n",
+             sending_queue: {{enabled: false}}\nretry_on_failure: {{enabled: false}}\n\
+             flush: {{interval: 20ms}}\n",
             m.url()
         );
         let (exporter, _) = started(&yaml).await;
@@ -915,8 +1092,12 @@ fn bad_configs_are_refused_with_their_key() {
             "sending_queue::num_consumers",
         ),
         (
-            "endpoint: http://a:9200\ntls: {server_name_override: x}",
-            "tls::server_name_override",
+            "endpoint: http://a:9200\nflush: {interval: 0s}",
+            "flush::interval",
+        ),
+        (
+            "endpoint: http://a:9200\nflush: {interval: 90s}",
+            "flush::interval",
         ),
         ("endpoint: http://a:9200\nunknown: 1", "unknown"),
     ];

@@ -10,9 +10,9 @@ pub const METRIC_SENT_SPANS: &str = "otelcol_exporter_sent_spans";
 pub const METRIC_SEND_FAILED_SPANS: &str = "otelcol_exporter_send_failed_spans";
 /// Spans refused at the queue's door (queue full or closed).
 pub const METRIC_ENQUEUE_FAILED_SPANS: &str = "otelcol_exporter_enqueue_failed_spans";
-/// Batches waiting in the sending queue.
+/// What waits in the sending queue, in the `sizer`'s unit.
 pub const METRIC_QUEUE_SIZE: &str = "otelcol_exporter_queue_size";
-/// Batches the sending queue can hold.
+/// What the sending queue can hold, in the `sizer`'s unit.
 pub const METRIC_QUEUE_CAPACITY: &str = "otelcol_exporter_queue_capacity";
 
 /// Handles on one exporter's series.
@@ -45,19 +45,20 @@ impl HelperMetrics {
         }
     }
 
-    /// Registers the queue gauges of exporter `id` and returns the size gauge.
-    pub fn queue_gauges(metrics: &Metrics, id: &str, capacity: usize) -> Arc<Gauge> {
+    /// Registers the queue gauges of exporter `id` (in `unit`: batches, spans or bytes)
+    /// and returns the size gauge.
+    pub fn queue_gauges(metrics: &Metrics, id: &str, capacity: usize, unit: &str) -> Arc<Gauge> {
         let labels = [("exporter", id)];
         metrics
             .gauge(
                 METRIC_QUEUE_CAPACITY,
-                "Fixed capacity of the retry queue (in batches)",
+                &format!("Fixed capacity of the retry queue (in {unit})"),
                 &labels,
             )
             .set(i64::try_from(capacity).unwrap_or(i64::MAX));
         metrics.gauge(
             METRIC_QUEUE_SIZE,
-            "Current size of the retry queue (in batches)",
+            &format!("Current size of the retry queue (in {unit})"),
             &labels,
         )
     }

@@ -22,7 +22,7 @@ pub use metrics::{
     METRIC_ENQUEUE_FAILED_SPANS, METRIC_QUEUE_CAPACITY, METRIC_QUEUE_SIZE,
     METRIC_SEND_FAILED_SPANS, METRIC_SENT_SPANS,
 };
-pub use settings::{ExporterHelperSettings, QueueSettings, RetrySettings};
+pub use settings::{ExporterHelperSettings, QueueSettings, RetrySettings, Sizer};
 
 use crate::component::{ComponentError, ComponentId, Exporter, Host, Lifecycle};
 use crate::consumer::{ConsumeError, Consumer};
@@ -49,6 +49,11 @@ use tokio_util::sync::CancellationToken;
 pub trait Sender: Lifecycle + 'static {
     /// Sends `traces` once. Called concurrently by up to `num_consumers` queue consumers.
     async fn send(&self, traces: Traces) -> Result<(), ConsumeError>;
+
+    /// Called once when shutdown begins, before the sending queue drains: a sender that
+    /// holds data back (a bulk buffer waiting for its flush interval) sends it now and
+    /// stops holding back. The default does nothing.
+    fn stopping(&self) {}
 
     /// The reader over what the backend stores, for senders that can read back.
     fn reader(&self) -> Option<Arc<dyn TraceReader>> {
@@ -257,12 +262,18 @@ impl<S: Sender> QueuedRetryExporter<S> {
         let label = id.to_string();
         let q = &settings.queue;
         let queue = if q.enabled {
-            let size = HelperMetrics::queue_gauges(metrics, &label, q.queue_size);
+            let size = HelperMetrics::queue_gauges(metrics, &label, q.queue_size, q.sizer.unit());
             Some(Arc::new(match &q.storage {
-                None => BatchQueue::in_memory(q.queue_size, size),
+                None => BatchQueue::in_memory(q.queue_size, q.sizer, size),
                 Some(storage) => {
                     let dir = queue_directory(storage, &id);
-                    BatchQueue::persistent(&dir, q.queue_size, size, queue::SEGMENT_BYTES)
+                    BatchQueue::persistent(
+                        &dir,
+                        q.queue_size,
+                        q.sizer,
+                        size,
+                        queue::SEGMENT_BYTES,
+                    )
                         .map_err(|e| {
                             ComponentError::new(format!(
                                 "sending_queue::storage: cannot open the persistent queue in {}: {e}",
@@ -298,6 +309,12 @@ impl<S: Sender> QueuedRetryExporter<S> {
     pub fn queue_len(&self) -> usize {
         self.queue.as_ref().map_or(0, |q| q.len())
     }
+
+    /// Size of what waits in the sending queue, in `sending_queue::sizer` units (0
+    /// without a queue).
+    pub fn queue_size(&self) -> u64 {
+        self.queue.as_ref().map_or(0, |q| q.size())
+    }
 }
 
 impl<S: Sender> Drop for QueuedRetryExporter<S> {
@@ -332,6 +349,7 @@ impl<S: Sender> Lifecycle for QueuedRetryExporter<S> {
     /// (one attempt each; a persistent queue keeps what fails for the next start), then
     /// shuts the sender down. The service bounds the whole with its shutdown deadline.
     async fn shutdown(&self) -> Result<(), ComponentError> {
+        self.sender.stopping();
         if let Some(queue) = &self.queue {
             queue.close();
         }

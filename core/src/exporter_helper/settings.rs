@@ -4,6 +4,30 @@ use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// `sending_queue::sizer`: the unit `queue_size` is counted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sizer {
+    /// Batches (requests), the collector's default.
+    #[default]
+    Requests,
+    /// Spans.
+    Items,
+    /// Bytes of the batch as an encoded OTLP `ExportTraceServiceRequest`.
+    Bytes,
+}
+
+impl Sizer {
+    /// The unit's name in metric descriptions and messages.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Sizer::Requests => "batches",
+            Sizer::Items => "spans",
+            Sizer::Bytes => "bytes",
+        }
+    }
+}
+
 /// `sending_queue`: batches wait here for a consumer to send them.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -12,7 +36,10 @@ pub struct QueueSettings {
     pub enabled: bool,
     /// Concurrent senders (default 10).
     pub num_consumers: usize,
-    /// Batches the queue holds (default 1000); a full queue is a retryable error.
+    /// What `queue_size` counts: `requests` (default), `items` (spans) or `bytes`.
+    pub sizer: Sizer,
+    /// Capacity of the queue in `sizer` units (default 1000); a full queue is a retryable
+    /// error.
     pub queue_size: usize,
     /// A directory: the queue lives on disk there and survives restarts.
     pub storage: Option<PathBuf>,
@@ -23,6 +50,7 @@ impl Default for QueueSettings {
         QueueSettings {
             enabled: true,
             num_consumers: 10,
+            sizer: Sizer::Requests,
             queue_size: 1000,
             storage: None,
         }

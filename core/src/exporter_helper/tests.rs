@@ -67,6 +67,7 @@ fn settings(queue: bool) -> ExporterHelperSettings {
         queue: QueueSettings {
             enabled: queue,
             num_consumers: 1,
+            sizer: Sizer::Requests,
             queue_size: 2,
             storage: None,
         },
@@ -133,6 +134,49 @@ async fn full_queue_is_a_retryable_error_counted_as_enqueue_failed() {
         series(&metrics, METRIC_QUEUE_CAPACITY).as_deref(),
         Some("2")
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn items_sizer_bounds_the_queue_in_spans() {
+    // The consumer holds the first batch; then 10 spans of room.
+    let (sender, _) = Scripted::new(|_, _| futures::future::pending().boxed());
+    let mut s = settings(true);
+    s.timeout = Duration::ZERO;
+    s.queue.sizer = Sizer::Items;
+    s.queue.queue_size = 10;
+    let (exp, metrics) = exporter(s, sender);
+    exp.start(&Host::default()).await.unwrap();
+    exp.consume(batch(50)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    exp.consume(batch(6)).await.unwrap();
+    exp.consume(batch(3)).await.unwrap();
+    exp.admit().expect("one span of room");
+    let err = exp.consume(batch(2)).await.unwrap_err();
+    assert!(
+        err.is_retryable() && err.message().contains("10 spans"),
+        "{err}"
+    );
+    exp.consume(batch(1)).await.unwrap();
+    assert!(exp.admit().unwrap_err().is_retryable());
+    assert_eq!((exp.queue_len(), exp.queue_size()), (3, 10));
+    assert_eq!(series(&metrics, METRIC_QUEUE_SIZE).as_deref(), Some("10"));
+    assert_eq!(
+        series(&metrics, METRIC_QUEUE_CAPACITY).as_deref(),
+        Some("10")
+    );
+    assert_eq!(
+        series(&metrics, METRIC_ENQUEUE_FAILED_SPANS).as_deref(),
+        Some("2")
+    );
+}
+
+#[test]
+fn sizer_is_parsed_with_the_collector_names() {
+    let parse = |yaml: &str| serde_yaml::from_str::<QueueSettings>(yaml);
+    assert_eq!(parse("{}").unwrap().sizer, Sizer::Requests);
+    assert_eq!(parse("sizer: items").unwrap().sizer, Sizer::Items);
+    assert_eq!(parse("sizer: bytes").unwrap().sizer, Sizer::Bytes);
+    assert!(parse("sizer: spans").is_err());
 }
 
 #[tokio::test(start_paused = true)]

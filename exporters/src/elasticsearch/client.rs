@@ -115,58 +115,18 @@ fn authorization(config: &ElasticsearchConfig) -> Result<Option<HeaderValue>, (S
     Ok(Some(value))
 }
 
-fn read(path: &std::path::Path, key: &str) -> Result<Vec<u8>, (String, String)> {
-    std::fs::read(path).map_err(|e| (key.to_string(), format!("{}: {e}", path.display())))
-}
-
-/// Applies `tls` to the client: CA bundle (instead of the system roots), client
-/// certificate, verification switch, minimum version.
+/// Applies `tls` to the client through `teletrace_core::tls` (as the OTLP exporters
+/// do): the roots of `ca_file` (the system's otherwise), the client certificate for mTLS,
+/// `insecure_skip_verify`, `server_name_override` (the certificate is checked against
+/// it) and `min_version`. The TLS files are read here, at build time.
 fn tls(
-    mut builder: reqwest::ClientBuilder,
+    builder: reqwest::ClientBuilder,
     tls: &TlsClientSettings,
 ) -> Result<reqwest::ClientBuilder, (String, String)> {
-    builder = builder.use_rustls_tls();
-    if let Some(path) = &tls.ca_file {
-        let pem = read(path, "tls::ca_file")?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            (
-                "tls::ca_file".to_string(),
-                format!("{}: {e}", path.display()),
-            )
-        })?;
-        if certs.is_empty() {
-            return Err((
-                "tls::ca_file".into(),
-                format!("{}: no PEM certificate in it", path.display()),
-            ));
-        }
-        builder = builder.tls_built_in_root_certs(false);
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
-        let mut pem = read(cert, "tls::cert_file")?;
-        pem.push(b'\n');
-        pem.extend_from_slice(&read(key, "tls::key_file")?);
-        let identity = reqwest::Identity::from_pem(&pem)
-            .map_err(|e| ("tls::cert_file".to_string(), format!("{e}")))?;
-        builder = builder.identity(identity);
-    }
-    if tls.insecure_skip_verify {
-        builder = builder.danger_accept_invalid_certs(true);
-    }
-    builder = match tls.min_version.as_deref() {
-        None | Some("1.2") => builder.min_tls_version(reqwest::tls::Version::TLS_1_2),
-        Some("1.3") => builder.min_tls_version(reqwest::tls::Version::TLS_1_3),
-        Some(other) => {
-            return Err((
-                "tls::min_version".into(),
-                format!("{other:?}: expected \"1.2\" or \"1.3\""),
-            ))
-        }
-    };
-    Ok(builder)
+    let config = tls
+        .client_config(&[b"http/1.1"])
+        .map_err(|e| (format!("tls::{}", e.key), e.message))?;
+    Ok(builder.use_preconfigured_tls(config))
 }
 
 impl EsClient {

@@ -144,9 +144,9 @@ impl Default for IndexTemplateSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlushSettings {
-    /// A bulk body is cut once it reaches this many bytes (default 5000000).
+    /// The shared bulk body is sent once it holds this many bytes (default 5000000).
     pub bytes: usize,
-    /// Accepted for compatibility; every send is flushed before it returns (see README).
+    /// ... or once this long has passed since its first document (default 30s).
     #[serde(with = "duration")]
     pub interval: Duration,
 }
@@ -364,12 +364,6 @@ impl ComponentConfig for ElasticsearchConfig {
                 );
             }
         }
-        if self.tls.server_name_override.is_some() {
-            return err(
-                "tls::server_name_override",
-                "not supported by the elasticsearch exporter; name the endpoint by the certificate's host".into(),
-            );
-        }
         if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
             return err(
                 "tls::key_file",
@@ -398,6 +392,18 @@ impl ComponentConfig for ElasticsearchConfig {
         }
         if self.flush.bytes == 0 {
             return err("flush::bytes", "must be greater than 0".into());
+        }
+        if self.flush.interval.is_zero() {
+            return err("flush::interval", "must be greater than 0".into());
+        }
+        if self.flush.interval >= self.timeout {
+            return err(
+                "flush::interval",
+                format!(
+                    "{:?} must be shorter than timeout ({:?}): a send waits up to flush::interval for its bulk request, within timeout",
+                    self.flush.interval, self.timeout
+                ),
+            );
         }
         if self.retry.max_requests == 0 {
             return err("retry::max_requests", "must be at least 1".into());

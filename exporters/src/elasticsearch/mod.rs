@@ -4,9 +4,11 @@
 //!
 //! Layout: `config.rs` (keys and checks), `document.rs` (the two document shapes),
 //! `json.rs` (the JSON writer they use), `bulk.rs` (NDJSON bodies and the per-item
-//! answer), `template.rs` (the index template), `client.rs` (HTTP client, TLS, auth,
-//! round robin over endpoints), `sender.rs` (the exporter helper's `Sender`).
+//! answer), `buffer.rs` (the bulk buffer concurrent sends share, `flush::bytes` /
+//! `flush::interval`), `template.rs` (the index template), `client.rs` (HTTP client,
+//! TLS, auth, round robin over endpoints), `sender.rs` (the exporter helper's `Sender`).
 
+mod buffer;
 pub mod bulk;
 mod client;
 pub mod config;

@@ -1,8 +1,9 @@
 //! The [`Sender`] behind the exporter helper: installs the index template, encodes a
-//! batch into `_bulk` bodies, sends them, and resends only the documents Elasticsearch
-//! answered 429 or 5xx for.
+//! batch into `_bulk` documents, hands them to the shared [`BulkBuffer`], and resends
+//! only the documents Elasticsearch answered 429 or 5xx for.
 
-use super::bulk::{classify, BulkChunk, BulkEncoder, BulkResponse, ItemOutcome};
+use super::buffer::{BulkBuffer, Outcome};
+use super::bulk::{classify, BulkChunk, BulkEncoder, ItemOutcome, ItemResult};
 use super::client::{EsClient, Unavailable};
 use super::config::{BulkRetrySettings, ElasticsearchConfig};
 use super::document::DataStream;
@@ -16,11 +17,6 @@ use std::sync::Arc;
 use teletrace_core::exporter_helper::Sender;
 use teletrace_core::telemetry::{Counter, Metrics};
 use teletrace_core::{ComponentError, ConsumeError, Host, Lifecycle, Traces};
-use tokio::sync::Semaphore;
-
-/// `filter_path` of bulk requests: Elasticsearch answers with only what is read.
-const BULK_PATH: &str =
-    "/_bulk?filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason";
 
 /// Documents processed, by outcome (the collector's `otelcol.elasticsearch.docs.processed`).
 pub const METRIC_DOCS_PROCESSED: &str = "otelcol_elasticsearch_docs_processed";
@@ -65,11 +61,11 @@ impl Counters {
 /// Sends batches to Elasticsearch with the `_bulk` API.
 pub struct ElasticsearchSender {
     id: String,
-    client: EsClient,
+    client: Arc<EsClient>,
     encoder: BulkEncoder,
     flush_bytes: usize,
     retry: BulkRetrySettings,
-    workers: Semaphore,
+    buffer: Arc<BulkBuffer>,
     template_enabled: bool,
     template_name: String,
     template_body: Bytes,
@@ -107,7 +103,15 @@ impl ElasticsearchSender {
         config: &ElasticsearchConfig,
         metrics: &Metrics,
     ) -> Result<Self, (String, String)> {
-        let client = super::client::build(config)?;
+        let client = Arc::new(super::client::build(config)?);
+        let counters = Counters::new(metrics, id);
+        let buffer = Arc::new(BulkBuffer::new(
+            Arc::clone(&client),
+            config.flush.bytes,
+            config.flush.interval,
+            config.workers(),
+            Arc::clone(&counters.requests),
+        ));
         let index = config.index();
         let body = template::body(
             config.mapping.mode,
@@ -120,13 +124,13 @@ impl ElasticsearchSender {
             encoder: BulkEncoder::new(config.mapping.mode, index),
             flush_bytes: config.flush.bytes,
             retry: config.retry.clone(),
-            workers: Semaphore::new(config.workers()),
+            buffer,
             template_enabled: config.index_template.enabled,
             template_name: config.template_name(),
             template_body: Bytes::from(body.to_string()),
             template_installed: AtomicBool::new(!config.index_template.enabled),
             template_lock: tokio::sync::Mutex::new(()),
-            counters: Counters::new(metrics, id),
+            counters,
         })
     }
 
@@ -186,49 +190,37 @@ impl ElasticsearchSender {
         let mut wait = self.retry.initial_interval;
         for request in 1..=max_requests {
             let last = request == max_requests;
-            let answer = {
-                let _permit = self.workers.acquire().await;
-                self.counters.requests.add(1);
-                self.client
-                    .request(
-                        Method::POST,
-                        BULK_PATH,
-                        "application/x-ndjson",
-                        pending.body.clone(),
-                    )
-                    .await
-            };
-            let retry_positions: Vec<usize> = match answer {
-                Err(Unavailable(e)) => {
+            let retry_positions: Vec<usize> = match self.buffer.submit(&pending).await {
+                Outcome::Unavailable(e) | Outcome::Unreadable(e) => {
                     result.retryable = Some(e);
                     (0..pending.items.len()).collect()
                 }
-                Ok(answer)
-                    if answer.status == StatusCode::TOO_MANY_REQUESTS
-                        || answer.status.is_server_error() =>
-                {
-                    result.retryable = Some(format!(
-                        "{} answered {} {}",
-                        answer.node,
-                        answer.status,
-                        error_reason(&answer.body)
-                    ));
+                Outcome::Refused {
+                    status,
+                    node,
+                    reason,
+                } if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() => {
+                    result.retryable = Some(format!("{node} answered {status} {reason}"));
                     (0..pending.items.len()).collect()
                 }
-                Ok(answer) if !answer.status.is_success() => {
+                Outcome::Refused { status, reason, .. } => {
                     // The request itself is refused (auth, too large, bad body): no
                     // document of it can go in by sending it again.
-                    let reason = format!("{} {}", answer.status, error_reason(&answer.body));
                     for item in &pending.items {
                         result.rejected_spans.insert(item.span);
                     }
                     result.rejected_docs += pending.items.len() as u64;
                     self.counters.failed_client.add(pending.items.len() as u64);
-                    result.reason(reason);
+                    result.reason(format!("{status} {reason}"));
                     result.retryable = None;
                     return result;
                 }
-                Ok(answer) => match self.read_items(&answer.body, &pending, &mut result) {
+                Outcome::AllStored => {
+                    self.counters.stored.add(pending.items.len() as u64);
+                    result.retryable = None;
+                    Vec::new()
+                }
+                Outcome::Items(answers) => match self.read_items(&answers, &pending, &mut result) {
                     Ok(retry) => {
                         result.retryable = (!retry.is_empty()).then(|| {
                             format!(
@@ -258,33 +250,24 @@ impl ElasticsearchSender {
         result
     }
 
-    /// Reads the per-document answers; returns the positions (in `chunk`) to resend.
+    /// Reads the per-document answers (those of `chunk`'s documents, in order); returns
+    /// the positions (in `chunk`) to resend.
     fn read_items(
         &self,
-        body: &[u8],
+        answers: &[ItemResult],
         chunk: &BulkChunk,
         result: &mut ChunkResult,
     ) -> Result<Vec<usize>, String> {
-        let response: BulkResponse =
-            serde_json::from_slice(body).map_err(|e| format!("unreadable _bulk answer: {e}"))?;
-        if !response.errors {
-            // `errors: false`: every document is stored; no need to walk the items.
-            self.counters.stored.add(chunk.items.len() as u64);
-            return Ok(Vec::new());
-        }
-        if response.items.len() != chunk.items.len() {
+        if answers.len() != chunk.items.len() {
             return Err(format!(
                 "_bulk answer lists {} items for {} documents",
-                response.items.len(),
+                answers.len(),
                 chunk.items.len()
             ));
         }
         let uses_create = self.encoder.uses_create();
         let mut retry = Vec::new();
-        for (position, (item, answer)) in chunk.items.iter().zip(&response.items).enumerate() {
-            let Some(answer) = answer.values().next() else {
-                return Err("_bulk answer has an empty item".into());
-            };
+        for (position, (item, answer)) in chunk.items.iter().zip(answers).enumerate() {
             match classify(answer.status, uses_create) {
                 ItemOutcome::Stored => self.counters.stored.add(1),
                 ItemOutcome::Retry => {
@@ -308,7 +291,7 @@ impl ElasticsearchSender {
 }
 
 /// `type: reason` of an Elasticsearch error answer, or the start of the body.
-fn error_reason(body: &[u8]) -> String {
+pub(crate) fn error_reason(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
         if let Some(e) = v.get("error") {
             if let Some(s) = e.as_str() {
@@ -341,10 +324,21 @@ impl Lifecycle for ElasticsearchSender {
             .map(|_| ())
             .map_err(ComponentError::new)
     }
+
+    /// Sends what waits in the bulk buffer (after `stopping`, nothing is held back).
+    async fn shutdown(&self) -> Result<(), ComponentError> {
+        self.buffer.drain();
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl Sender for ElasticsearchSender {
+    /// Shutdown has begun: the bulk buffer stops waiting for `flush::interval`.
+    fn stopping(&self) {
+        self.buffer.drain();
+    }
+
     async fn send(&self, traces: Traces) -> Result<(), ConsumeError> {
         if traces.is_empty() {
             return Ok(());

@@ -40,6 +40,46 @@ impl<'de> Deserialize<'de> for Compression {
     }
 }
 
+/// `compression_params`: confighttp's advanced compression options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompressionParams {
+    /// Compression level: -1 (or 0, unset) for the algorithm's default (gzip 6, zstd 3),
+    /// 1..=9 for gzip, any zstd level.
+    pub level: i32,
+}
+
+impl Default for CompressionParams {
+    fn default() -> Self {
+        CompressionParams {
+            level: crate::otlp::compress::DEFAULT_LEVEL,
+        }
+    }
+}
+
+impl CompressionParams {
+    /// Checks the level against the algorithm, as confighttp does.
+    fn validate(&self, compression: Compression) -> Result<(), (String, String)> {
+        let level = self.level;
+        let ok = match compression {
+            Compression::Gzip => level == -1 || (0..=9).contains(&level),
+            Compression::Zstd | Compression::None => true,
+        };
+        if ok {
+            return Ok(());
+        }
+        let detail = if level == -2 {
+            " (HuffmanOnly, -2, is not supported by Teletrace)"
+        } else {
+            ""
+        };
+        Err((
+            "compression_params::level".into(),
+            format!("{level} is not a gzip level; use -1 (default) or 1..=9{detail}"),
+        ))
+    }
+}
+
 /// `otlp_http`'s payload encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -168,6 +208,8 @@ pub struct OtlpHttpConfig {
     pub tls: TlsClientSettings,
     /// `gzip` (default), `zstd` or `none`.
     pub compression: Compression,
+    /// Compression level (`compression_params::level`).
+    pub compression_params: CompressionParams,
     /// Headers sent with every request.
     pub headers: BTreeMap<String, String>,
     /// Per-request timeout (default 30s, as confighttp's).
@@ -189,6 +231,7 @@ impl Default for OtlpHttpConfig {
             encoding: Encoding::Proto,
             tls: TlsClientSettings::default(),
             compression: Compression::Gzip,
+            compression_params: CompressionParams::default(),
             headers: BTreeMap::new(),
             timeout: Duration::from_secs(30),
             sending_queue: QueueSettings::default(),
@@ -276,6 +319,7 @@ impl ComponentConfig for OtlpHttpConfig {
             ));
         }
         self.traces_url().map_err(|(k, m)| (k.into(), m))?;
+        self.compression_params.validate(self.compression)?;
         check_headers(&self.headers)?;
         check_timeout(self.timeout)
     }
@@ -369,5 +413,31 @@ mod tests {
                 .compression,
             Compression::None
         );
+    }
+
+    #[test]
+    fn http_compression_params_as_confighttp() {
+        let c = http("endpoint: http://a:1").unwrap();
+        assert_eq!(c.compression_params.level, -1);
+        let c = http("endpoint: http://a:1\ncompression_params: {level: 1}").unwrap();
+        assert_eq!(c.compression_params.level, 1);
+        let c = http("endpoint: http://a:1\ncompression: zstd\ncompression_params: {level: 11}")
+            .unwrap();
+        assert_eq!(c.compression_params.level, 11);
+        let e = http("endpoint: http://a:1\ncompression_params: {level: 10}").unwrap_err();
+        assert!(
+            e.starts_with("compression_params::level: 10 is not a gzip level"),
+            "{e}"
+        );
+        let e = http("endpoint: http://a:1\ncompression_params: {level: -2}").unwrap_err();
+        assert!(e.contains("HuffmanOnly"), "{e}");
+        let e = http("endpoint: http://a:1\ncompression_params: {lvl: 1}").unwrap_err();
+        assert!(
+            e.starts_with("compression_params::lvl: unknown field"),
+            "{e}"
+        );
+        // configgrpc has no compression_params.
+        let e = grpc("endpoint: a:1\ncompression_params: {level: 1}").unwrap_err();
+        assert!(e.contains("unknown field"), "{e}");
     }
 }

@@ -2,6 +2,7 @@
 //! protobuf (the encoded bytes as they are) or OTLP/JSON, through reqwest's pooled client
 //! with a rustls config built by `teletrace_core::tls`.
 
+use crate::otlp::compress::BodyCompressor;
 use crate::otlp::config::{Compression, Encoding, OtlpHttpConfig};
 use crate::otlp::status;
 use async_trait::async_trait;
@@ -11,7 +12,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use prost::Message;
-use std::io::Write;
 use teletrace_core::exporter_helper::Sender;
 use teletrace_core::{ComponentError, ConsumeError, Lifecycle, Traces};
 
@@ -21,7 +21,7 @@ pub struct HttpSender {
     client: reqwest::Client,
     url: reqwest::Url,
     encoding: Encoding,
-    compression: Compression,
+    compressor: BodyCompressor,
     headers: HeaderMap,
 }
 
@@ -74,7 +74,7 @@ impl HttpSender {
             client,
             url,
             encoding: config.encoding,
-            compression: config.compression,
+            compressor: BodyCompressor::new(config.compression, config.compression_params.level),
             headers,
         })
     }
@@ -86,23 +86,9 @@ impl HttpSender {
                 &traces.into_request()?.resource_spans,
             )),
         };
-        compress(self.compression, body)
+        self.compressor
+            .compress(body)
             .map_err(|e| ConsumeError::permanent(format!("compressing the request: {e}")))
-    }
-}
-
-fn compress(compression: Compression, body: Bytes) -> std::io::Result<Bytes> {
-    match compression {
-        Compression::None => Ok(body),
-        Compression::Gzip => {
-            let mut encoder = flate2::write::GzEncoder::new(
-                Vec::with_capacity(body.len() / 4 + 64),
-                flate2::Compression::default(),
-            );
-            encoder.write_all(&body)?;
-            Ok(Bytes::from(encoder.finish()?))
-        }
-        Compression::Zstd => Ok(Bytes::from(zstd::bulk::compress(&body, 0)?)),
     }
 }
 
@@ -195,21 +181,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
-
-    #[test]
-    fn compression_round_trips() {
-        let body = Bytes::from(vec![7u8; 10_000]);
-        let gz = compress(Compression::Gzip, body.clone()).unwrap();
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(gz.as_ref())
-            .read_to_end(&mut out)
-            .unwrap();
-        assert_eq!(out, body);
-        let zs = compress(Compression::Zstd, body.clone()).unwrap();
-        assert_eq!(zstd::bulk::decompress(&zs, 20_000).unwrap(), body);
-        assert_eq!(compress(Compression::None, body.clone()).unwrap(), body);
-    }
 
     #[test]
     fn json_partial_success() {

@@ -6,12 +6,13 @@
 //! helper (sending queue, retry, timeout). Batches still encoded as received go out as
 //! the same bytes; only OTLP/JSON needs the decoded form.
 
+pub mod compress;
 pub mod config;
 pub mod grpc;
 pub mod http;
 mod status;
 
-pub use config::{Compression, Encoding, OtlpGrpcConfig, OtlpHttpConfig};
+pub use config::{Compression, CompressionParams, Encoding, OtlpGrpcConfig, OtlpHttpConfig};
 pub use grpc::GrpcSender;
 pub use http::HttpSender;
 
