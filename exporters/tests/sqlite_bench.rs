@@ -271,6 +271,19 @@ async fn sqlite_bench_queries() {
         .consume(batch(vec![kv("service.name", s("big"))], big))
         .await
         .unwrap();
+    // Segments are sealed in the background; queries are measured once it caught up.
+    let t = Instant::now();
+    while store
+        .count("SELECT count(*) FROM segments WHERE sealed = 0")
+        .await
+        > 1
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "sealing caught up {:.1}s after the last batch",
+        t.elapsed().as_secs_f64()
+    );
     if std::env::var("SQLITE_BENCH_KEEP").is_ok() {
         let keep = dir.keep();
         println!("kept {}", keep.display());

@@ -263,20 +263,60 @@ impl Sealer {
             return;
         }
         tokio::spawn(async move {
-            for bucket in buckets {
-                for _ in 0..SEAL_ATTEMPTS {
-                    match self.seal(bucket).await {
-                        Ok(true) => break,
-                        Ok(false) => continue,
-                        Err(e) => {
-                            tracing::warn!(bucket, error = %e, "sqlite: could not seal a segment");
-                            break;
-                        }
+            let mut buckets = buckets;
+            loop {
+                let sealed = self.seal_all(&buckets).await;
+                // Batches that found this sealer running did not start another: look
+                // for what became pending meanwhile, while there is progress.
+                buckets = self.pending().await;
+                if sealed > 0 && !buckets.is_empty() {
+                    continue;
+                }
+                self.counters.sealing.store(false, Ordering::Release);
+                // A batch may have seen the flag set just before it was cleared.
+                buckets = self.pending().await;
+                if sealed == 0
+                    || buckets.is_empty()
+                    || self.counters.sealing.swap(true, Ordering::AcqRel)
+                {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// Seals `buckets`; returns how many it sealed.
+    async fn seal_all(&self, buckets: &[i64]) -> usize {
+        let mut sealed = 0;
+        for &bucket in buckets {
+            for _ in 0..SEAL_ATTEMPTS {
+                match self.seal(bucket).await {
+                    Ok(true) => {
+                        sealed += 1;
+                        break;
+                    }
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::warn!(bucket, error = %e, "sqlite: could not seal a segment");
+                        break;
                     }
                 }
             }
-            self.counters.sealing.store(false, Ordering::Release);
-        });
+        }
+        sealed
+    }
+
+    /// The segments waiting to be sealed (none when they cannot be read).
+    async fn pending(&self) -> Vec<i64> {
+        let Some(pool) = self.pool.get_pool() else {
+            return Vec::new();
+        };
+        let Ok(mut conn) = pool.acquire().await else {
+            return Vec::new();
+        };
+        postings::pending(&mut conn, self.counters.current_segment())
+            .await
+            .unwrap_or_default()
     }
 
     /// Builds and writes one segment's postings; false when the segment changed while
