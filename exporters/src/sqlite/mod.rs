@@ -13,6 +13,8 @@ mod query;
 mod reader;
 mod retention;
 pub mod schema;
+#[cfg(test)]
+mod test_support;
 mod value;
 mod writer;
 

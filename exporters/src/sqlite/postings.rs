@@ -198,21 +198,8 @@ pub(crate) async fn write(
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::database;
     use super::*;
-    use sqlx::sqlite::SqliteConnectOptions;
-    use sqlx::ConnectOptions as _;
-
-    async fn database(dir: &std::path::Path) -> SqliteConnection {
-        let mut conn = SqliteConnectOptions::new()
-            .filename(dir.join("t.db"))
-            .create_if_missing(true)
-            .foreign_keys(false)
-            .connect()
-            .await
-            .unwrap();
-        super::super::schema::MIGRATOR.run(&mut conn).await.unwrap();
-        conn
-    }
 
     async fn add_span(conn: &mut SqliteConnection, id: &str, attributes: &str) {
         sqlx::query(

@@ -385,8 +385,7 @@ async fn match_by_lookup(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sqlite::schema::open_writer;
-    use crate::sqlite::SqliteConfig;
+    use crate::sqlite::test_support::{add_services, database};
 
     /// What the join in SQLite answered before the hash join (the reference).
     async fn by_sql_join(conn: &mut SqliteConnection, timeframe: Timeframe) -> Vec<DependencyLink> {
@@ -476,25 +475,7 @@ mod tests {
     /// before the timeframe, parents never stored, a parent ID naming a span of another
     /// trace, and IDs in upper case (which only the lookup by ID can match).
     async fn store(conn: &mut SqliteConnection) -> Timeframe {
-        for (n, (set, service)) in [("a1", "a"), ("a2", "a"), ("b", "b"), ("c", "c")]
-            .into_iter()
-            .enumerate()
-        {
-            let attribute = format!("attr-{set}");
-            sqlx::query("INSERT INTO resource_attributes VALUES (?, 'service.name', ?, 'Str')")
-                .bind(&attribute)
-                .bind(service)
-                .execute(&mut *conn)
-                .await
-                .unwrap();
-            sqlx::query("INSERT INTO resource_set_members VALUES (?, ?, ?)")
-                .bind(set)
-                .bind(n as i64)
-                .bind(&attribute)
-                .execute(&mut *conn)
-                .await
-                .unwrap();
-        }
+        add_services(conn, &[("a1", "a"), ("a2", "a"), ("b", "b"), ("c", "c")]).await;
         let sets = [Some("a1"), Some("a2"), Some("b"), Some("c"), None];
         let mut rng = Lcg(7);
         let mut next_span = 1u64;
@@ -553,11 +534,7 @@ mod tests {
     #[tokio::test]
     async fn hash_join_equals_the_sql_join_for_any_chunk_size() {
         let dir = tempfile::tempdir().unwrap();
-        let config = SqliteConfig {
-            path: dir.path().join("deps.db").display().to_string(),
-            ..Default::default()
-        };
-        let mut conn = open_writer(&config).await.unwrap();
+        let mut conn = database(dir.path()).await;
         let timeframe = store(&mut conn).await;
         // Most of the stored range (read in storage order) and small parts of it (read in
         // start-time order).

@@ -153,8 +153,7 @@ pub(super) async fn covers_most_spans(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sqlite::schema::open_writer;
-    use crate::sqlite::SqliteConfig;
+    use crate::sqlite::test_support::{add_services, database};
     use teletrace_core::storage::Timeframe;
 
     /// A small linear congruential generator, so the data set is the same every run.
@@ -184,25 +183,7 @@ mod tests {
     /// Spans of services a (two resource sets), b and no service, every kind, some roots,
     /// some negative durations (clamped to 0), start times 0..10,000.
     async fn store(conn: &mut SqliteConnection) -> Vec<Stored> {
-        for (n, (set, service)) in [("a1", "a"), ("a2", "a"), ("b", "b")]
-            .into_iter()
-            .enumerate()
-        {
-            let attribute = format!("attr-{set}");
-            sqlx::query("INSERT INTO resource_attributes VALUES (?, 'service.name', ?, 'Str')")
-                .bind(&attribute)
-                .bind(service)
-                .execute(&mut *conn)
-                .await
-                .unwrap();
-            sqlx::query("INSERT INTO resource_set_members VALUES (?, ?, ?)")
-                .bind(set)
-                .bind(n as i64)
-                .bind(&attribute)
-                .execute(&mut *conn)
-                .await
-                .unwrap();
-        }
+        add_services(conn, &[("a1", "a"), ("a2", "a"), ("b", "b")]).await;
         let sets = [Some("a1"), Some("a2"), Some("b"), None];
         let names = ["GET /", "POST /pay", "work"];
         let kinds = ["Server", "Consumer", "Client", "Internal", "Producer"];
@@ -309,11 +290,7 @@ mod tests {
     #[tokio::test]
     async fn grouped_in_sql_equals_the_metrics_of_the_stored_spans() {
         let dir = tempfile::tempdir().unwrap();
-        let config = SqliteConfig {
-            path: dir.path().join("metrics.db").display().to_string(),
-            ..Default::default()
-        };
-        let mut conn = open_writer(&config).await.unwrap();
+        let mut conn = database(dir.path()).await;
         let stored = store(&mut conn).await;
         // The whole range (a table scan), a narrow one (the index), per service and per
         // operation, with steps of one slot, a few and many.
