@@ -106,9 +106,16 @@ fn push_any(out: &mut String, key: &str, value: Option<&AnyValue>) -> &'static s
 pub(crate) fn encode(attributes: &[KeyValue]) -> (String, Vec<(&str, &'static str)>) {
     let mut out = String::with_capacity(2 + attributes.len() * 48);
     let mut written: Vec<(&str, &'static str)> = Vec::with_capacity(attributes.len());
+    // Repeated keys are rare: a linear look for the usual handful, a set past that.
+    let mut seen: Option<std::collections::HashSet<&str>> =
+        (attributes.len() > 16).then(std::collections::HashSet::new);
     out.push('[');
     for kv in attributes {
-        if written.iter().any(|(k, _)| *k == kv.key) {
+        let repeated = match seen.as_mut() {
+            Some(seen) => !seen.insert(kv.key.as_str()),
+            None => written.iter().any(|(k, _)| *k == kv.key),
+        };
+        if repeated {
             continue;
         }
         if !written.is_empty() {
@@ -256,6 +263,17 @@ mod tests {
             serde_json::to_string("a \"q\" \\ \n\u{1}é").unwrap(),
             r#""a \"q\" \\ \n\u0001é""#
         );
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_its_first_value_in_long_lists_too() {
+        let mut attributes: Vec<KeyValue> = (0..40)
+            .map(|i| kv(&format!("k{i}"), Value::IntValue(i)))
+            .collect();
+        attributes.push(kv("k7", Value::IntValue(-1)));
+        let (text, written) = encode(&attributes);
+        assert_eq!(written.len(), 40);
+        assert!(text.contains(r#"["k7","Int",7]"#) && !text.contains("-1"));
     }
 
     #[test]

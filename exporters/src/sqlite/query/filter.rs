@@ -113,14 +113,12 @@ impl Filter {
                     }
                 }
             }
-            Tag::Attribute {
-                source: Source::Span,
-                key,
-            } => presence_and_match(self.op, negated, span_has_key(key), || {
-                self.span_attribute_matching(op, key)
-            }),
-            tag => presence_and_match(self.op, negated, has_row(tag, None), || {
-                has_row(tag, Some(&self.row_predicate(op)))
+            tag => presence_and_match(self.op, negated, has_row(tag, None), || match tag {
+                Tag::Attribute {
+                    source: Source::Span,
+                    key,
+                } => self.span_attribute_matching(op, key),
+                _ => has_row(tag, Some(&self.row_predicate(op))),
             }),
         }
     }
