@@ -10,6 +10,11 @@
 # forwarding config, e.g. configs/otlp-sink.yaml on 14317); only the first one is measured:
 #   SINK_CONFIG=configs/otlp-sink.yaml scripts/bench-pipeline.sh configs/forward-otlp.yaml
 #
+# COLLECTOR_SET adds one --set to the measured collector only, e.g. the forwarding
+# benchmark without compression:
+#   COLLECTOR_SET=exporters::otlp::compression=none SINK_CONFIG=configs/otlp-sink.yaml \
+#     scripts/bench-pipeline.sh configs/forward-otlp.yaml --rate 300000 --duration 15s
+#
 # Needs release builds: cargo build --release -p teletrace -p loadgen
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,15 +23,23 @@ bin=target/release/teletrace
 loadgen=target/release/loadgen
 [ -x "$bin" ] && [ -x "$loadgen" ] || { echo "build first: cargo build --release -p teletrace -p loadgen" >&2; exit 2; }
 
+# PIN=1 runs the measured collector on CPU 0 and the sink and loadgen on CPU 1, so that
+# they do not share a core with it (its CPU seconds then vary less from run to run).
+measured= others=
+if [ -n "${PIN:-}" ]; then
+  measured="taskset -c 0" others="taskset -c 1"
+fi
+
 sink_pid=
 if [ -n "${SINK_CONFIG:-}" ]; then
-  RUST_LOG=warn "$bin" --config "$SINK_CONFIG" --set service::telemetry::metrics::level=none 2>/dev/null &
+  RUST_LOG=warn $others "$bin" --config "$SINK_CONFIG" --set service::telemetry::metrics::level=none 2>/dev/null &
   sink_pid=$!
   sleep 0.5
 fi
 
 log=$(mktemp)
-RUST_LOG=warn "$bin" --config "$config" --set service::telemetry::metrics::level=none 2>"$log" &
+RUST_LOG=warn $measured "$bin" --config "$config" --set service::telemetry::metrics::level=none \
+  ${COLLECTOR_SET:+--set "$COLLECTOR_SET"} 2>"$log" &
 pid=$!
 trap 'kill $pid ${sink_pid} 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 50); do
@@ -38,7 +51,7 @@ ticks=$(getconf CLK_TCK)
 cpu() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
 before=$(cpu)
 start=$(date +%s.%N)
-summary=$("$loadgen" --endpoint http://127.0.0.1:4317 --json --quiet "$@")
+summary=$($others "$loadgen" --endpoint http://127.0.0.1:4317 --json --quiet "$@")
 end=$(date +%s.%N)
 after=$(cpu)
 hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status")
