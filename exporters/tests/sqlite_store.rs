@@ -222,6 +222,20 @@ async fn sqlite_schema_has_the_teletrace_tables_columns_and_indexes() {
             "missing index {index}: {indexes:?}"
         );
     }
+    // The sort indexes hold the sort column and (implicitly) the rowid, which pages
+    // break ties by; nothing that lands at random places on every insert.
+    for (index, columns) in [
+        ("start_time_index", vec!["start_time_unix_nano"]),
+        ("duration_index", vec!["duration"]),
+    ] {
+        let found: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_index_info(?) ORDER BY seqno")
+                .bind(index)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(found, columns, "columns of {index}");
+    }
     // The span attribute key/value lookup: per-segment postings keyed by
     // (bucket, key, value, type).
     let key: Vec<(String, i64)> = sqlx::query_as(

@@ -47,19 +47,22 @@ pub(crate) async fn search(
     let (column, index) = sort_column(sort.field);
     let direction = if sort.ascending { "ASC" } else { "DESC" };
 
-    let mut sql = Sql::new(&format!("SELECT s.span_id, s.{column}"));
+    // Ties in the sort value are ordered by rowid, which the sort index holds after the
+    // value (a span ID there would double the index and make every insert land at a
+    // random place in it: see migrations/0003).
+    let mut sql = Sql::new(&format!("SELECT s.span_id, s.{column}, s.rowid"));
     sql.append(&matching.from(&access, Some(index)));
     sql.append(&matching.where_clause());
     if let Some(cursor) = &cursor {
         let compare = if sort.ascending { ">" } else { "<" };
-        sql.push(&format!(" AND (s.{column}, s.span_id) {compare} ("))
+        sql.push(&format!(" AND (s.{column}, s.rowid) {compare} ("))
             .int_param(cursor.v)
             .push(", ")
-            .text_param(&cursor.id)
+            .int_param(cursor.r)
             .push(")");
     }
     sql.push(&format!(
-        " ORDER BY s.{column} {direction}, s.span_id {direction} LIMIT "
+        " ORDER BY s.{column} {direction}, s.rowid {direction} LIMIT "
     ))
     .int_param(i64::try_from(limit + 1).unwrap_or(i64::MAX));
     if matches!(access, Access::Ordered) {
@@ -67,19 +70,25 @@ pub(crate) async fn search(
     }
 
     let rows = sql.fetch_all(conn).await.map_err(storage_error)?;
-    let mut page: Vec<(String, i64)> = rows
+    let mut page: Vec<(String, i64, i64)> = rows
         .iter()
-        .map(|row| Ok((row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?)))
+        .map(|row| {
+            Ok((
+                row.try_get::<String, _>(0)?,
+                row.try_get::<i64, _>(1)?,
+                row.try_get::<i64, _>(2)?,
+            ))
+        })
         .collect::<Result<_, sqlx::Error>>()
         .map_err(storage_error)?;
     let next_token = if page.len() > limit {
         page.truncate(limit);
         page.last()
-            .map(|(id, value)| Cursor::new(sort, *value, id.clone()).encode())
+            .map(|(_, value, rowid)| Cursor::new(sort, *value, *rowid).encode())
     } else {
         None
     };
-    let ids: Vec<String> = page.into_iter().map(|(id, _)| id).collect();
+    let ids: Vec<String> = page.into_iter().map(|(id, _, _)| id).collect();
     let spans = load::by_ids(conn, &ids).await?;
     Ok(SearchResponse { spans, next_token })
 }
