@@ -16,7 +16,8 @@ pub(crate) struct Cursor {
     a: bool,
     /// The last row's sort value.
     pub v: i64,
-    /// The last row's rowid in `spans` (rowids never change: nothing renumbers them).
+    /// The last row's rowid in `spans` (stable: the store never runs `VACUUM`, the one
+    /// thing that renumbers rowids; the attribute postings rely on the same).
     pub r: i64,
 }
 
