@@ -1,5 +1,5 @@
-//! What the unit tests of the store share: a migrated database in a directory, and
-//! resources naming services.
+//! What the unit tests of the store share: a migrated database in a directory,
+//! resources naming services, and a seeded generator for their data sets.
 
 use super::config::SqliteConfig;
 use super::schema::open_writer;
@@ -32,5 +32,19 @@ pub(crate) async fn add_services(conn: &mut SqliteConnection, sets: &[(&str, &st
             .execute(&mut *conn)
             .await
             .expect("insert a resource set member");
+    }
+}
+
+/// A small linear congruential generator, so a test's data set is the same every run.
+pub(crate) struct Lcg(pub(crate) u64);
+
+impl Lcg {
+    /// The next number below `below`.
+    pub(crate) fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % below
     }
 }

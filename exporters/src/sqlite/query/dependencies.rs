@@ -385,7 +385,7 @@ async fn match_by_lookup(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sqlite::test_support::{add_services, database};
+    use crate::sqlite::test_support::{add_services, database, Lcg};
 
     /// What the join in SQLite answered before the hash join (the reference).
     async fn by_sql_join(conn: &mut SqliteConnection, timeframe: Timeframe) -> Vec<DependencyLink> {
@@ -426,19 +426,6 @@ mod tests {
                 },
             )
             .collect()
-    }
-
-    /// A small linear congruential generator, so the data set is the same every run.
-    struct Lcg(u64);
-
-    impl Lcg {
-        fn next(&mut self, below: u64) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (self.0 >> 33) % below
-        }
     }
 
     async fn insert_span(

@@ -153,21 +153,8 @@ pub(super) async fn covers_most_spans(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sqlite::test_support::{add_services, database};
+    use crate::sqlite::test_support::{add_services, database, Lcg};
     use teletrace_core::storage::Timeframe;
-
-    /// A small linear congruential generator, so the data set is the same every run.
-    struct Lcg(u64);
-
-    impl Lcg {
-        fn next(&mut self, below: u64) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (self.0 >> 33) % below
-        }
-    }
 
     /// A stored span: (resource set, name, kind, root, start, duration, error).
     type Stored = (
