@@ -223,10 +223,21 @@ async fn sqlite_schema_has_the_teletrace_tables_columns_and_indexes() {
         );
     }
     // The sort indexes hold the sort column and (implicitly) the rowid, which pages
-    // break ties by; nothing that lands at random places on every insert.
+    // break ties by. Indexes on random values (span IDs, durations) lead with the
+    // ingestion segment; a span stored again is recognised by start time and span ID.
     for (index, columns) in [
         ("start_time_index", vec!["start_time_unix_nano"]),
-        ("duration_index", vec!["duration"]),
+        ("duration_index", vec!["bucket", "duration"]),
+        ("span_id_index", vec!["bucket", "span_id"]),
+        (
+            "span_identity_index",
+            vec!["start_time_unix_nano", "span_id"],
+        ),
+        (
+            "trace_id_index",
+            vec!["bucket", "trace_id", "start_time_unix_nano"],
+        ),
+        ("parent_span_id_index", vec!["bucket", "parent_span_id"]),
     ] {
         let found: Vec<String> =
             sqlx::query_scalar("SELECT name FROM pragma_index_info(?) ORDER BY seqno")
@@ -236,6 +247,34 @@ async fn sqlite_schema_has_the_teletrace_tables_columns_and_indexes() {
                 .unwrap();
         assert_eq!(found, columns, "columns of {index}");
     }
+    // No index of `spans` puts a batch's entries at random places over the whole index
+    // (see migrations/0004): each leads with a time, the segment or the resource set.
+    let leading: Vec<(String, String)> = sqlx::query_as(
+        "SELECT l.name, i.name FROM pragma_index_list('spans') AS l, \
+         pragma_index_info(l.name) AS i WHERE i.seqno = 0",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(leading.len(), 8, "indexes of spans: {leading:?}");
+    for (index, column) in &leading {
+        assert!(
+            [
+                "start_time_unix_nano",
+                "end_time_unix_nano",
+                "bucket",
+                "resource_set_id"
+            ]
+            .contains(&column.as_str()),
+            "{index} leads with {column}"
+        );
+    }
+    let unique: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM pragma_index_list('spans') WHERE \"unique\" = 1")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(unique, ["span_identity_index"]);
     // The span attribute key/value lookup: per-segment postings keyed by
     // (bucket, key, value, type).
     let key: Vec<(String, i64)> = sqlx::query_as(

@@ -108,7 +108,7 @@ const DOOMED: &str = "(SELECT span_id FROM temp.retention_doomed)";
 async fn delete_chunk(conn: &mut SqliteConnection, cutoff: i64) -> Result<u64, sqlx::Error> {
     sqlx::query(
         "CREATE TEMP TABLE IF NOT EXISTS retention_doomed \
-         (bucket INTEGER NOT NULL, span_id TEXT NOT NULL, PRIMARY KEY (bucket, span_id)) WITHOUT ROWID",
+         (span_rowid INTEGER PRIMARY KEY, bucket INTEGER NOT NULL, span_id TEXT NOT NULL)",
     )
     .execute(&mut *conn)
     .await?;
@@ -117,7 +117,7 @@ async fn delete_chunk(conn: &mut SqliteConnection, cutoff: i64) -> Result<u64, s
         .execute(&mut *tx)
         .await?;
     let doomed = sqlx::query(
-        "INSERT OR IGNORE INTO temp.retention_doomed SELECT bucket, span_id FROM spans \
+        "INSERT OR IGNORE INTO temp.retention_doomed SELECT rowid, bucket, span_id FROM spans \
          WHERE start_time_unix_nano < ? ORDER BY start_time_unix_nano LIMIT ?",
     )
     .bind(cutoff)
@@ -145,7 +145,8 @@ async fn delete_chunk(conn: &mut SqliteConnection, cutoff: i64) -> Result<u64, s
              (SELECT id FROM links WHERE span_id IN {DOOMED})"
         ),
         format!("DELETE FROM links WHERE span_id IN {DOOMED}"),
-        format!("DELETE FROM spans WHERE span_id IN {DOOMED}"),
+        "DELETE FROM spans WHERE rowid IN (SELECT span_rowid FROM temp.retention_doomed)"
+            .to_string(),
         "DELETE FROM temp.retention_doomed".to_string(),
     ] {
         sqlx::query(&statement).execute(&mut *tx).await?;

@@ -91,3 +91,133 @@ pub(crate) fn open_readers(config: &SqliteConfig) -> Result<SqlitePool, sqlx::Er
         .min_connections(0)
         .connect_lazy_with(options))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::migrate::Migrator;
+    use std::borrow::Cow;
+
+    const SPAN_COLUMNS: &str = "span_id, trace_id, parent_span_id, name, kind, \
+        start_time_unix_nano, end_time_unix_nano, dropped_span_attributes_count, \
+        span_status_message, span_status_code, dropped_resource_attributes_count, \
+        dropped_events_count, dropped_links_count, duration, ingestion_time_unix_nano, \
+        instrumentation_scope_id, bucket, attributes";
+
+    async fn add_span(
+        conn: &mut SqliteConnection,
+        or_ignore: bool,
+        rowid: Option<i64>,
+        id: &str,
+        start: i64,
+    ) -> u64 {
+        let verb = if or_ignore {
+            "INSERT OR IGNORE"
+        } else {
+            "INSERT"
+        };
+        sqlx::query(&format!(
+            "{verb} INTO spans (rowid, {SPAN_COLUMNS}) VALUES (?, ?, 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', '', \
+             'op', 'Server', ?, ?, 0, '', 'Unset', 0, 0, 0, 5, 1, 1, 0, '[[\"k\",\"Str\",\"v\"]]')"
+        ))
+        .bind(rowid)
+        .bind(id)
+        .bind(start)
+        .bind(start + 5)
+        .execute(&mut *conn)
+        .await
+        .unwrap()
+        .rows_affected()
+    }
+
+    /// Migration 0004 rebuilds `spans`, `events` and `links`: a database written under
+    /// 0003 keeps every row, the spans' rowids (which postings and tokens hold), and its
+    /// views; afterwards a span is unique by start time and span ID.
+    #[tokio::test]
+    async fn migration_0004_keeps_rows_and_rowids() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SqliteConfig {
+            path: dir.path().join("old.db").display().to_string(),
+            ..Default::default()
+        };
+        let options = base_options(&config).unwrap().create_if_missing(true);
+        let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
+        let before_0004 = Migrator {
+            migrations: Cow::Owned(MIGRATOR.migrations[..3].to_vec()),
+            ignore_missing: false,
+            locking: true,
+            no_tx: false,
+        };
+        before_0004.run_direct(&mut conn).await.unwrap();
+        for (rowid, id, start) in [(5, "000000000000000a", 100), (9, "000000000000000b", 200)] {
+            add_span(&mut conn, false, Some(rowid), id, start).await;
+        }
+        // Under 0003 the span ID was the primary key.
+        assert!(sqlx::query(&format!(
+            "INSERT INTO spans ({SPAN_COLUMNS}) SELECT {SPAN_COLUMNS} FROM spans WHERE rowid = 5"
+        ))
+        .execute(&mut conn)
+        .await
+        .is_err());
+        sqlx::query("INSERT INTO events (id, span_id, time_unix_nano, name, dropped_attributes_count) VALUES (3, '000000000000000b', 150, 'e', 0)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO links (id, span_id, trace_state, dropped_attributes_count, linked_trace_id, linked_span_id) VALUES (4, '000000000000000b', '', 0, 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb', '000000000000000c')")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+
+        let mut conn = open_writer(&config).await.unwrap();
+        let spans: Vec<(i64, String, i64)> =
+            sqlx::query_as("SELECT rowid, span_id, start_time_unix_nano FROM spans ORDER BY rowid")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(
+            spans,
+            [(5, "000000000000000a", 100), (9, "000000000000000b", 200)]
+                .map(|(r, id, t)| (r, id.to_string(), t))
+                .to_vec()
+        );
+        let events: Vec<(i64, String)> = sqlx::query_as("SELECT id, span_id FROM events")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(events, vec![(3, "000000000000000b".to_string())]);
+        let links: Vec<(i64, String)> = sqlx::query_as("SELECT id, linked_span_id FROM links")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(links, vec![(4, "000000000000000c".to_string())]);
+        let view: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT span_id, key, value FROM span_attributes ORDER BY span_id")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(view.len(), 2);
+        assert_eq!(view[0], ("000000000000000a".into(), "k".into(), "v".into()));
+        // Foreign keys name unique parents only (none names spans.span_id any more).
+        sqlx::query("PRAGMA foreign_key_check")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        // The same span again (a client retry) is ignored; the same span ID with another
+        // start time is another span.
+        assert_eq!(
+            add_span(&mut conn, true, None, "000000000000000a", 100).await,
+            0
+        );
+        assert_eq!(
+            add_span(&mut conn, true, None, "000000000000000a", 101).await,
+            1
+        );
+        let next: i64 = sqlx::query_scalar("SELECT max(rowid) FROM spans")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(next, 10);
+        conn.close().await.unwrap();
+    }
+}

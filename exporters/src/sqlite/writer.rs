@@ -375,21 +375,27 @@ async fn write_prepared(
     let children = if inserted == prepared.span_count as u64 {
         std::mem::take(&mut prepared.children)
     } else {
-        // Some span IDs were stored already (a client retrying): skip everything hanging
+        // Some spans were stored already (a client retrying): skip everything hanging
         // off those, so their events and links are not stored twice. The batch's own
-        // rows are those with its ingestion time.
+        // rows are those of its segment with its ingestion time.
         let mut fresh: HashSet<String> = HashSet::with_capacity(inserted as usize);
         let ids: Vec<&str> = prepared.span_ids().collect();
         for chunk in ids.chunks(10_000) {
             let sql = format!(
-                "SELECT span_id FROM spans WHERE ingestion_time_unix_nano = ? AND span_id IN ({})",
+                "SELECT span_id FROM spans WHERE bucket = ? AND span_id IN ({}) \
+                 AND ingestion_time_unix_nano = ?",
                 vec!["?"; chunk.len()].join(",")
             );
-            let mut query = sqlx::query_scalar::<_, String>(&sql).bind(prepared.ingestion_time);
+            let mut query = sqlx::query_scalar::<_, String>(&sql).bind(prepared.segment.bucket);
             for id in chunk {
                 query = query.bind(*id);
             }
-            fresh.extend(query.fetch_all(&mut *tx).await?);
+            fresh.extend(
+                query
+                    .bind(prepared.ingestion_time)
+                    .fetch_all(&mut *tx)
+                    .await?,
+            );
         }
         let skipped = prepared
             .span_ids()

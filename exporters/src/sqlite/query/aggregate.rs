@@ -146,7 +146,7 @@ pub(crate) async fn tag_values(
             let (matching, from) = matching(conn, timeframe, filters).await?;
             let r = reach(&tag, false);
             let counted = if r.per_span_many {
-                "count(DISTINCT s.span_id)"
+                "count(DISTINCT s.rowid)"
             } else {
                 "count(*)"
             };

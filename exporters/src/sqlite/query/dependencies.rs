@@ -14,7 +14,8 @@
 //! (walking an index costs a B-tree seek per row, several times a scan's cost per row);
 //! a smaller one in start-time order from the start-time index. Either way a parent is
 //! nearly always stored or started close to its child, so found in the window; the
-//! rest are looked up by span ID at the end. Memory stays bounded by three chunks.
+//! rest are looked up by span ID at the end (in each segment's span ID index). Memory
+//! stays bounded by three chunks.
 
 use super::metrics::covers_most_spans;
 use super::services::{service_by_set, service_of};
@@ -361,8 +362,11 @@ async fn match_by_lookup(
     // Parent span ID -> (trace ID, set).
     let mut parents: HashMap<String, (String, u32)> = HashMap::with_capacity(ids.len());
     for batch in ids.chunks(LOOKUP_BATCH) {
-        let mut sql =
-            Sql::new("SELECT span_id, trace_id, resource_set_id FROM spans WHERE span_id IN ");
+        // Span IDs are indexed per segment (migrations/0004): one seek per segment.
+        let mut sql = Sql::new(
+            "SELECT span_id, trace_id, resource_set_id FROM spans \
+             WHERE bucket IN (SELECT bucket FROM segments) AND span_id IN ",
+        );
         sql.list(batch.iter().map(|id| SqlValue::Text((*id).to_string())));
         for row in sql.fetch_all(conn).await.map_err(storage_error)? {
             let span: String = row.try_get(0).map_err(storage_error)?;
@@ -452,6 +456,17 @@ mod tests {
         .bind(start + 10)
         .bind(if error { "Error" } else { "Unset" })
         .bind(set)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        // As the writer does: the segment (bucket 0) lists the span's start time.
+        sqlx::query(
+            "INSERT INTO segments (bucket, min_start_time_unix_nano, max_start_time_unix_nano, spans) \
+             VALUES (0, ?1, ?1, 1) ON CONFLICT (bucket) DO UPDATE SET spans = spans + 1, \
+             min_start_time_unix_nano = min(min_start_time_unix_nano, ?1), \
+             max_start_time_unix_nano = max(max_start_time_unix_nano, ?1)",
+        )
+        .bind(start)
         .execute(conn)
         .await
         .unwrap();

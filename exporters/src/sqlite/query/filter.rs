@@ -187,9 +187,10 @@ impl Filter {
         }
     }
 
-    /// A query listing the span IDs this filter matches among spans starting in
-    /// `[start, end]` (and maybe others), when an index can produce them directly, so a
-    /// selective filter can drive the search instead of the time index.
+    /// A query listing the rowids (as `span_rowid`) of the spans this filter matches
+    /// among spans starting in `[start, end]` (and maybe others), when an index can
+    /// produce them directly, so a selective filter can drive the search instead of the
+    /// time index.
     pub(crate) fn driver(&self, start: i64, end: i64) -> Option<Sql> {
         let (op, negated) = positive(self.op);
         if negated
@@ -202,12 +203,13 @@ impl Filter {
         }
         match &self.tag {
             Tag::Span { column, .. } => {
-                let mut sql = Sql::new("SELECT s.span_id FROM spans AS s WHERE ");
+                let mut sql = Sql::new("SELECT s.rowid AS span_rowid FROM spans AS s WHERE ");
                 match *column {
-                    "trace_id" | "parent_span_id" => {
+                    // Indexed per segment (see migrations/0004).
+                    "trace_id" | "parent_span_id" | "span_id" | "duration" => {
                         sql.append(&segments_in("s", start, end)).push(" AND ");
                     }
-                    "span_id" | "duration" | "end_time_unix_nano" => {}
+                    "end_time_unix_nano" => {}
                     _ => return None,
                 }
                 sql.append(&column_compare(op, &self.operands, &format!("s.{column}")));
@@ -217,26 +219,37 @@ impl Filter {
                 let mut sql = match source {
                     Source::Span => return Some(self.span_attribute_driver(op, key, start, end)),
                     Source::Resource => Sql::new(
-                        "SELECT s.span_id FROM spans AS s WHERE s.resource_set_id IN \
+                        "SELECT s.rowid AS span_rowid FROM spans AS s WHERE s.resource_set_id IN \
                          (SELECT m.resource_set_id FROM resource_set_members AS m \
                          WHERE m.resource_attribute_id IN (SELECT a.resource_id FROM resource_attributes AS a \
                          WHERE a.key = ",
                     ),
-                    Source::Event => Sql::new(
-                        "SELECT DISTINCT e.span_id FROM event_attributes AS a \
-                         JOIN events AS e ON e.id = a.event_id WHERE a.key = ",
-                    ),
-                    Source::Link => Sql::new(
-                        "SELECT DISTINCT l.span_id FROM link_attributes AS a \
-                         JOIN links AS l ON l.id = a.link_id WHERE a.key = ",
-                    ),
+                    // Events and links name their span by ID, which is indexed per
+                    // segment: the segments of the timeframe are looked up.
+                    Source::Event => {
+                        let mut sql = Sql::new("SELECT s.rowid AS span_rowid FROM spans AS s WHERE ");
+                        sql.append(&segments_in("s", start, end)).push(
+                            " AND s.span_id IN (SELECT e.span_id FROM event_attributes AS a \
+                             JOIN events AS e ON e.id = a.event_id WHERE a.key = ",
+                        );
+                        sql
+                    }
+                    Source::Link => {
+                        let mut sql = Sql::new("SELECT s.rowid AS span_rowid FROM spans AS s WHERE ");
+                        sql.append(&segments_in("s", start, end)).push(
+                            " AND s.span_id IN (SELECT l.span_id FROM link_attributes AS a \
+                             JOIN links AS l ON l.id = a.link_id WHERE a.key = ",
+                        );
+                        sql
+                    }
                     Source::Scope => return None,
                 };
                 sql.text_param(key).push(" AND ");
                 sql.append(&attribute_compare(op, &self.operands, TABLE_A));
-                if *source == Source::Resource {
-                    sql.push("))");
-                }
+                match source {
+                    Source::Resource => sql.push("))"),
+                    _ => sql.push(")"),
+                };
                 Some(sql)
             }
             Tag::Scope { .. } | Tag::EventName => None,
@@ -249,15 +262,15 @@ impl Filter {
     /// of sealed segments, and by scanning the spans of unsealed ones.
     fn span_attribute_driver(&self, op: Operator, key: &str, start: i64, end: i64) -> Sql {
         let mut sql = Sql::new(
-            "SELECT s.span_id FROM span_attribute_postings AS a CROSS JOIN json_each(a.span_rowids) AS j \
-             CROSS JOIN spans AS s ON s.rowid = j.value WHERE ",
+            "SELECT j.value AS span_rowid FROM span_attribute_postings AS a \
+             CROSS JOIN json_each(a.span_rowids) AS j WHERE ",
         );
         sql.append(&segments_sealed("a", true, start, end))
             .push(" AND a.key = ")
             .text_param(key)
             .push(" AND ")
             .append(&attribute_compare(op, &self.operands, TABLE_A))
-            .push(" UNION ALL SELECT s.span_id FROM spans AS s WHERE ")
+            .push(" UNION ALL SELECT s.rowid AS span_rowid FROM spans AS s WHERE ")
             .append(&segments_sealed("s", false, start, end))
             .push(" AND ")
             .append(&self.span_attribute_matching(op, key));

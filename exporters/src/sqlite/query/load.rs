@@ -47,7 +47,7 @@ pub(crate) async fn trace(
 ) -> Result<Vec<StoredSpan>, StorageError> {
     let mut which = Sql::new("s.bucket IN (SELECT bucket FROM segments) AND s.trace_id = ");
     which.text_param(trace_id);
-    let mut spans = load(conn, &which).await?;
+    let mut spans = load(conn, &which, None).await?;
     // Sorted here rather than by SQLite, which would sort whole rows, attributes included.
     spans.sort_by(|a, b| {
         (a.span.start_time_unix_nano, &a.span.span_id)
@@ -56,37 +56,32 @@ pub(crate) async fn trace(
     Ok(spans)
 }
 
-/// The spans with these hex IDs, in the order given (unknown IDs are skipped).
-pub(crate) async fn by_ids(
+/// The spans with these rowids, in the order given (rowids no longer stored are
+/// skipped).
+pub(crate) async fn by_rowids(
     conn: &mut SqliteConnection,
-    span_ids: &[String],
+    rowids: &[i64],
 ) -> Result<Vec<StoredSpan>, StorageError> {
-    let mut spans = Vec::with_capacity(span_ids.len());
-    for chunk in span_ids.chunks(10_000) {
-        let mut which = Sql::new("s.span_id IN ");
-        which.list(chunk.iter().map(|id| SqlValue::Text(id.clone())));
-        spans.extend(load(conn, &which).await?);
+    let position: HashMap<i64, usize> = rowids.iter().enumerate().map(|(i, r)| (*r, i)).collect();
+    let mut spans = Vec::with_capacity(rowids.len());
+    for chunk in rowids.chunks(10_000) {
+        let mut which = Sql::new("s.rowid IN ");
+        which.list(chunk.iter().map(|r| SqlValue::Int(*r)));
+        spans.extend(load(conn, &which, Some(&position)).await?);
     }
-    let position: HashMap<&str, usize> = span_ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.as_str(), i))
-        .collect();
-    let hex_of = |s: &StoredSpan| crate::sqlite::value::hex(&s.span.span_id);
-    spans.sort_by_key(|s| {
-        position
-            .get(hex_of(s).as_str())
-            .copied()
-            .unwrap_or(usize::MAX)
-    });
     Ok(spans)
 }
 
 /// Loads the spans `which` (a condition on `spans AS s`) selects: one query for the span
 /// rows (their fields as one JSON array, which is cheaper to move than 20 columns) with
 /// their attributes, one each for the events and links of the spans that have any, then
-/// each resource and scope once.
-async fn load(conn: &mut SqliteConnection, which: &Sql) -> Result<Vec<StoredSpan>, StorageError> {
+/// each resource and scope once. With `order` (rowid to position), the spans come in
+/// that order; otherwise in the order SQLite returns them.
+async fn load(
+    conn: &mut SqliteConnection,
+    which: &Sql,
+    order: Option<&HashMap<i64, usize>>,
+) -> Result<Vec<StoredSpan>, StorageError> {
     let mut sql = Sql::new(
         "SELECT json_array(s.span_id, s.trace_id, s.trace_state, s.parent_span_id, s.name, s.kind, \
          s.start_time_unix_nano, s.end_time_unix_nano, s.dropped_span_attributes_count, \
@@ -95,7 +90,7 @@ async fn load(conn: &mut SqliteConnection, which: &Sql) -> Result<Vec<StoredSpan
          s.instrumentation_scope_id, s.resource_set_id, \
          EXISTS (SELECT 1 FROM events AS e WHERE e.span_id = s.span_id), \
          EXISTS (SELECT 1 FROM links AS l WHERE l.span_id = s.span_id)), \
-         s.attributes FROM spans AS s WHERE ",
+         s.attributes, s.rowid FROM spans AS s WHERE ",
     );
     sql.append(which);
     let rows = sql.fetch_all(conn).await.map_err(backend)?;
@@ -117,6 +112,9 @@ async fn load(conn: &mut SqliteConnection, which: &Sql) -> Result<Vec<StoredSpan
         partials.push(partial);
     }
     drop(rows);
+    if let Some(order) = order {
+        partials.sort_by_key(|p| order.get(&p.rowid).copied().unwrap_or(usize::MAX));
+    }
 
     let mut events_by_span: HashMap<String, Vec<Event>> = HashMap::new();
     for chunk in with_events.chunks(10_000) {
@@ -180,6 +178,7 @@ async fn load(conn: &mut SqliteConnection, which: &Sql) -> Result<Vec<StoredSpan
 
 /// A span row before its resource and scope are attached.
 struct Partial {
+    rowid: i64,
     stored: StoredSpan,
     resource_set_id: Option<String>,
     dropped_resource_attributes: u32,
@@ -292,6 +291,7 @@ fn span_row(row: &SqliteRow) -> Result<(Partial, bool, bool), StorageError> {
         }),
     };
     let partial = Partial {
+        rowid: column(row, 2)?,
         stored: StoredSpan {
             span,
             duration_ns: to_u64(f.14),

@@ -22,7 +22,7 @@ pub(crate) const DRIVE_CAP: i64 = 5_000;
 /// How the spans table is reached.
 #[derive(Debug, Clone)]
 pub(crate) enum Access {
-    /// Candidate span IDs from a filter's index.
+    /// Candidate spans (their rowids) from a filter's index.
     Driver(Sql),
     /// The start-time index over the timeframe.
     TimeIndex,
@@ -85,7 +85,7 @@ impl Matching {
             Access::Driver(driver) => {
                 let mut sql = Sql::new(" FROM (");
                 sql.append(driver)
-                    .push(") AS d CROSS JOIN spans AS s ON s.span_id = d.span_id");
+                    .push(") AS d CROSS JOIN spans AS s ON s.rowid = d.span_rowid");
                 sql
             }
             Access::TimeIndex => Sql::new(" FROM spans AS s INDEXED BY start_time_index"),
@@ -94,6 +94,22 @@ impl Matching {
                 None => Sql::new(" FROM spans AS s"),
             },
         }
+    }
+
+    /// The ingestion segments holding spans that start in the timeframe, newest first.
+    pub(crate) async fn segments(
+        &self,
+        conn: &mut SqliteConnection,
+    ) -> Result<Vec<i64>, StorageError> {
+        sqlx::query_scalar(
+            "SELECT bucket FROM segments WHERE max_start_time_unix_nano >= ? \
+             AND min_start_time_unix_nano <= ? ORDER BY bucket DESC",
+        )
+        .bind(self.start)
+        .bind(self.end)
+        .fetch_all(conn)
+        .await
+        .map_err(crate::sqlite::errors::storage_error)
     }
 
     /// ` WHERE ...`: timeframe and every filter.

@@ -14,7 +14,7 @@ pub(crate) const DEFAULT_LIMIT: usize = 200;
 /// Largest page served.
 pub(crate) const MAX_LIMIT: usize = 10_000;
 
-/// Runs a search: the page's span IDs first, then the spans themselves.
+/// Runs a search: the page's rowids first, then the spans themselves.
 pub(crate) async fn search(
     conn: &mut SqliteConnection,
     request: &SearchRequest,
@@ -44,51 +44,105 @@ pub(crate) async fn search(
 
     let matching = Matching::new(request.timeframe, filters);
     let access = matching.choose(conn).await?;
-    let (column, index) = sort_column(sort.field);
-    let direction = if sort.ascending { "ASC" } else { "DESC" };
-
-    // Ties in the sort value are ordered by rowid, which the sort index holds after the
-    // value (a span ID there would double the index and make every insert land at a
-    // random place in it: see migrations/0003).
-    let mut sql = Sql::new(&format!("SELECT s.span_id, s.{column}, s.rowid"));
-    sql.append(&matching.from(&access, Some(index)));
-    sql.append(&matching.where_clause());
-    if let Some(cursor) = &cursor {
-        let compare = if sort.ascending { ">" } else { "<" };
-        sql.push(&format!(" AND (s.{column}, s.rowid) {compare} ("))
-            .int_param(cursor.v)
-            .push(", ")
-            .int_param(cursor.r)
-            .push(")");
-    }
-    sql.push(&format!(
-        " ORDER BY s.{column} {direction}, s.rowid {direction} LIMIT "
-    ))
-    .int_param(i64::try_from(limit + 1).unwrap_or(i64::MAX));
-    if matches!(access, Access::Ordered) {
-        tracing::trace!(sql = sql.text(), "sqlite search walks the sort index");
-    }
-
-    let rows = sql.fetch_all(conn).await.map_err(storage_error)?;
-    let mut page: Vec<(String, i64, i64)> = rows
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get::<String, _>(0)?,
-                row.try_get::<i64, _>(1)?,
-                row.try_get::<i64, _>(2)?,
-            ))
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(storage_error)?;
+    let want = limit + 1;
+    let mut page = match (&access, sort.field) {
+        (Access::Ordered, SortField::Duration) => {
+            by_duration_per_segment(conn, &matching, sort.ascending, cursor.as_ref(), want).await?
+        }
+        _ => {
+            let (column, index) = sort_column(sort.field);
+            let mut sql = Sql::new(&format!("SELECT s.{column}, s.rowid"));
+            sql.append(&matching.from(&access, Some(index)));
+            sql.append(&matching.where_clause());
+            push_order(&mut sql, column, sort.ascending, cursor.as_ref(), want);
+            if matches!(access, Access::Ordered) {
+                tracing::trace!(sql = sql.text(), "sqlite search walks the sort index");
+            }
+            keys(sql.fetch_all(conn).await.map_err(storage_error)?)?
+        }
+    };
     let next_token = if page.len() > limit {
         page.truncate(limit);
         page.last()
-            .map(|(_, value, rowid)| Cursor::new(sort, *value, *rowid).encode())
+            .map(|(value, rowid)| Cursor::new(sort, *value, *rowid).encode())
     } else {
         None
     };
-    let ids: Vec<String> = page.into_iter().map(|(id, _, _)| id).collect();
-    let spans = load::by_ids(conn, &ids).await?;
+    let rowids: Vec<i64> = page.into_iter().map(|(_, rowid)| rowid).collect();
+    let spans = load::by_rowids(conn, &rowids).await?;
     Ok(SearchResponse { spans, next_token })
+}
+
+/// Appends the keyset condition after `cursor` and `ORDER BY column, rowid ... LIMIT
+/// want`. Ties in the sort value are ordered by rowid, which every index holds after
+/// its columns (a span ID there would make every insert land at a random place in it:
+/// see migrations/0003).
+fn push_order(sql: &mut Sql, column: &str, ascending: bool, cursor: Option<&Cursor>, want: usize) {
+    if let Some(cursor) = cursor {
+        push_after(sql, column, ascending, cursor.v, cursor.r);
+    }
+    let direction = if ascending { "ASC" } else { "DESC" };
+    sql.push(&format!(
+        " ORDER BY s.{column} {direction}, s.rowid {direction} LIMIT "
+    ))
+    .int_param(i64::try_from(want).unwrap_or(i64::MAX));
+}
+
+/// ` AND (s.column, s.rowid)` after `(value, rowid)` in the page order.
+fn push_after(sql: &mut Sql, column: &str, ascending: bool, value: i64, rowid: i64) {
+    let compare = if ascending { ">" } else { "<" };
+    sql.push(&format!(" AND (s.{column}, s.rowid) {compare} ("))
+        .int_param(value)
+        .push(", ")
+        .int_param(rowid)
+        .push(")");
+}
+
+/// (sort value, rowid) of each row.
+fn keys(rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<Vec<(i64, i64)>, StorageError> {
+    rows.iter()
+        .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(storage_error)
+}
+
+/// The first `want` matches by duration, when walking an index in order is the plan.
+/// `duration_index` is ordered per ingestion segment (see migrations/0004), so each
+/// segment of the timeframe is walked in turn, newest first, for at most `want` rows
+/// that beat the `want`-th best found so far, and the results are merged: once the page
+/// is full, a segment without better rows costs one index seek.
+async fn by_duration_per_segment(
+    conn: &mut SqliteConnection,
+    matching: &Matching,
+    ascending: bool,
+    cursor: Option<&Cursor>,
+    want: usize,
+) -> Result<Vec<(i64, i64)>, StorageError> {
+    let buckets = matching.segments(conn).await?;
+    let order = |a: &(i64, i64), b: &(i64, i64)| {
+        if ascending {
+            a.cmp(b)
+        } else {
+            b.cmp(a)
+        }
+    };
+    let mut best: Vec<(i64, i64)> = Vec::with_capacity(want * 2);
+    for bucket in buckets {
+        let mut sql =
+            Sql::new("SELECT s.duration, s.rowid FROM spans AS s INDEXED BY duration_index");
+        sql.append(&matching.where_clause());
+        sql.push(" AND s.bucket = ").int_param(bucket);
+        if best.len() >= want {
+            if let Some(&(value, rowid)) = best.last() {
+                push_after(&mut sql, "duration", !ascending, value, rowid);
+            }
+        }
+        push_order(&mut sql, "duration", ascending, cursor, want);
+        best.extend(keys(
+            sql.fetch_all(&mut *conn).await.map_err(storage_error)?,
+        )?);
+        best.sort_unstable_by(order);
+        best.truncate(want);
+    }
+    Ok(best)
 }
