@@ -7,7 +7,9 @@
 //! `SQLITE_BENCH_BATCH` (default 1,000 spans per batch) change the sizes;
 //! `SQLITE_BENCH_DROP` (`;`-separated SQL, e.g. `DROP INDEX duration_index`) runs before
 //! the ingest measurement, to see what an index costs; `SQLITE_BENCH_KEEP=1` keeps the
-//! query benchmark's database for `sqlite_bench_reads_on_kept_database`.
+//! query benchmark's database for `sqlite_bench_reads_on_kept_database`. Span and trace
+//! IDs are random-looking, as SDKs make them; the ingest run prints each thread's CPU
+//! seconds (the writer is the `sqlx-sqlite-worker` thread with the most).
 #![cfg(feature = "sqlite")]
 
 mod sqlite_common;

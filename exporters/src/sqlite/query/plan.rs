@@ -7,8 +7,10 @@
 //! - a *selective filter* (fewer than `DRIVE_CAP` matches): its index lists the candidate
 //!   spans, the other conditions are checked on each, and the few are sorted;
 //! - a *small timeframe*: the start-time index lists the candidates;
-//! - otherwise the *sort index* (start time or duration) is walked in order, checking each
-//!   span, until the page is full: broad filters fill a page quickly.
+//! - otherwise the *sort index* is walked in order, checking each span, until the page
+//!   is full: broad filters fill a page quickly. The start-time index is one order; the
+//!   duration index is ordered per ingestion segment, so `search` walks each segment's
+//!   part and merges them.
 
 use super::filter::Filter;
 use super::sql::Sql;
