@@ -28,10 +28,19 @@ fn attributes(k: u64) -> Vec<opentelemetry_proto::tonic::common::v1::KeyValue> {
 
 /// Writes spans 0..SPANS, span `k` starting at `start(k)`.
 async fn fill(store: &Store, start: impl Fn(u64) -> u64) {
+    fill_with(store, |k| {
+        span(k / 10, k, &format!("n{k}"), start(k), 10, attributes(k))
+    })
+    .await
+}
+
+/// Writes spans `make(0..SPANS)` in batches of 1,000.
+async fn fill_with(
+    store: &Store,
+    make: impl Fn(u64) -> opentelemetry_proto::tonic::trace::v1::Span,
+) {
     for chunk in 0..SPANS / 1000 {
-        let spans = (chunk * 1000..(chunk + 1) * 1000)
-            .map(|k| span(k / 10, k, &format!("n{k}"), start(k), 10, attributes(k)))
-            .collect();
+        let spans = (chunk * 1000..(chunk + 1) * 1000).map(&make).collect();
         store
             .exporter
             .consume(batch(vec![kv("service.name", s("svc"))], spans))
@@ -262,16 +271,10 @@ async fn sqlite_sorting_by_duration_merges_segments_and_pages_every_span_once() 
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), |_| {}).await;
     let duration = |k: u64| (k * 7919 % 13) * 100;
-    for chunk in 0..SPANS / 1000 {
-        let spans = (chunk * 1000..(chunk + 1) * 1000)
-            .map(|k| span(k / 10, k, &format!("n{k}"), 1_000 + k, duration(k), vec![]))
-            .collect();
-        store
-            .exporter
-            .consume(batch(vec![kv("service.name", s("svc"))], spans))
-            .await
-            .unwrap();
-    }
+    fill_with(&store, |k| {
+        span(k / 10, k, &format!("n{k}"), 1_000 + k, duration(k), vec![])
+    })
+    .await;
     assert_eq!(
         store
             .count("SELECT count(DISTINCT bucket) FROM spans")

@@ -226,20 +226,18 @@ impl Filter {
                     ),
                     // Events and links name their span by ID, which is indexed per
                     // segment: the segments of the timeframe are looked up.
-                    Source::Event => {
-                        let mut sql = Sql::new("SELECT s.rowid AS span_rowid FROM spans AS s WHERE ");
-                        sql.append(&segments_in("s", start, end)).push(
-                            " AND s.span_id IN (SELECT e.span_id FROM event_attributes AS a \
-                             JOIN events AS e ON e.id = a.event_id WHERE a.key = ",
-                        );
-                        sql
-                    }
-                    Source::Link => {
-                        let mut sql = Sql::new("SELECT s.rowid AS span_rowid FROM spans AS s WHERE ");
-                        sql.append(&segments_in("s", start, end)).push(
-                            " AND s.span_id IN (SELECT l.span_id FROM link_attributes AS a \
-                             JOIN links AS l ON l.id = a.link_id WHERE a.key = ",
-                        );
+                    Source::Event | Source::Link => {
+                        let (owners, attributes, owner_id) = if *source == Source::Event {
+                            ("events", "event_attributes", "event_id")
+                        } else {
+                            ("links", "link_attributes", "link_id")
+                        };
+                        let mut sql =
+                            Sql::new("SELECT s.rowid AS span_rowid FROM spans AS s WHERE ");
+                        sql.append(&segments_in("s", start, end)).push(&format!(
+                            " AND s.span_id IN (SELECT o.span_id FROM {attributes} AS a \
+                             JOIN {owners} AS o ON o.id = a.{owner_id} WHERE a.key = "
+                        ));
                         sql
                     }
                     Source::Scope => return None,
