@@ -4,9 +4,9 @@
 //! pairs are folded into service pairs, dropping calls within one service.
 //!
 //! The match is a hash join done here rather than a join in SQLite: SQLite joins by
-//! looking every parent up in the span-ID index, a random B-tree seek per child (about
-//! 2 us, so seconds over a million spans), while reading the spans in start-time order
-//! is cheap. So the spans are read in chunks of [`CHUNK`], each chunk as one row of
+//! looking every parent up by span ID, random B-tree seeks per child (in every
+//! segment's part of `span_id_index`; a single seek was already about 2 us, so seconds
+//! over a million spans), while reading the spans in start-time order is cheap. So the spans are read in chunks of [`CHUNK`], each chunk as one row of
 //! `group_concat` lists (span ID, trace ID, parent ID, resource set, error flag: a
 //! handful of strings instead of a row per span), and a child is looked up in a map of
 //! its own chunk, the previous one and (if still missing) the next one. A timeframe
