@@ -324,3 +324,121 @@ async fn sqlite_sorting_by_duration_merges_segments_and_pages_every_span_once() 
     }
     store.exporter.shutdown().await.unwrap();
 }
+
+/// Attributes of every kind of value for span `k`: doubles that need every digit,
+/// escapes, bytes, arrays, maps, an empty value, NaN, and a repeated key.
+fn typed_attributes(k: u64) -> Vec<opentelemetry_proto::tonic::common::v1::KeyValue> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValueList};
+    let any = |value| AnyValue { value: Some(value) };
+    vec![
+        kv("ratio", d(k as f64 / 7.0)),
+        kv("tiny", d(-1.5e-300 * (k % 3) as f64)),
+        kv("nan", d(f64::NAN)),
+        kv("big", i(i64::MAX - (k % 2) as i64)),
+        kv("ok", b(k.is_multiple_of(2))),
+        kv("text", s(&format!("\"q\" \\ \n é {}", k % 5))),
+        kv("bytes", any(Value::BytesValue(vec![0, (k % 7) as u8]))),
+        kv(
+            "list",
+            any(Value::ArrayValue(ArrayValue {
+                values: vec![any(Value::IntValue((k % 4) as i64)), s("x")],
+            })),
+        ),
+        kv(
+            "map",
+            any(Value::KvlistValue(KeyValueList {
+                values: vec![kv("half", d((k % 3) as f64 / 2.0))],
+            })),
+        ),
+        opentelemetry_proto::tonic::common::v1::KeyValue {
+            key: "empty".into(),
+            value: None,
+            ..Default::default()
+        },
+        kv("text", s("a repeated key keeps its first value")),
+    ]
+}
+
+/// Every posting row of the segments in `buckets`, comparable.
+async fn postings_rows(
+    store: &Store,
+    buckets: &[i64],
+) -> Vec<(i64, String, String, String, String)> {
+    let mut conn = store.raw().await;
+    let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+        "SELECT bucket, key, quote(value), type, span_rowids FROM span_attribute_postings \
+         ORDER BY bucket, key, type, quote(value)",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .filter(|r| buckets.contains(&r.0))
+        .collect()
+}
+
+/// How many segments the store sealed from each source, from its metrics.
+fn sealed_from(store: &Store, from: &str) -> u64 {
+    let needle = format!("from=\"{from}\"}} ");
+    store
+        .metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("teletrace_sqlite_segments_sealed{") && l.contains(&needle))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn sqlite_postings_from_the_batches_equal_postings_read_back_from_the_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), |_| {}).await;
+    fill_with(&store, |k| {
+        span(
+            k / 10,
+            k,
+            &format!("n{k}"),
+            1_000_000 + k,
+            10,
+            typed_attributes(k),
+        )
+    })
+    .await;
+    wait_sealed(&store, 1).await;
+    assert_eq!(
+        sealed_from(&store, "batches"),
+        1,
+        "sealed from the batches' lists"
+    );
+    assert_eq!(sealed_from(&store, "spans"), 0);
+    let sealed: Vec<i64> = {
+        let mut conn = store.raw().await;
+        sqlx::query_scalar("SELECT bucket FROM segments WHERE sealed = 1")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+    };
+    let from_batches = postings_rows(&store, &sealed).await;
+    // 9,000 spans: a list for each distinct value of each key but nan and empty.
+    assert!(from_batches.len() > 9_000, "{}", from_batches.len());
+    assert!(from_batches.iter().any(|r| r.1 == "tiny" && r.2 != "0.0"));
+    store.exporter.shutdown().await.unwrap();
+
+    // Without the postings, the next start seals every segment from its spans.
+    {
+        let mut conn = store.raw().await;
+        sqlx::query("DELETE FROM span_attribute_postings")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE segments SET sealed = 0")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let reopened = Store::open(dir.path(), |_| {}).await;
+    assert_eq!(sealed_from(&reopened, "spans"), 2);
+    assert_eq!(postings_rows(&reopened, &sealed).await, from_batches);
+    reopened.exporter.shutdown().await.unwrap();
+}

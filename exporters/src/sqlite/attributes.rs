@@ -101,11 +101,11 @@ fn push_any(out: &mut String, key: &str, value: Option<&AnyValue>) -> &'static s
     type_name
 }
 
-/// The column text for a span's attributes (the first of repeated keys kept), and the
-/// (key, type) of each attribute written.
-pub(crate) fn encode(attributes: &[KeyValue]) -> (String, Vec<(&str, &'static str)>) {
+/// The column text for a span's attributes (the first of repeated keys kept), and each
+/// attribute written with its type.
+pub(crate) fn encode(attributes: &[KeyValue]) -> (String, Vec<(&KeyValue, &'static str)>) {
     let mut out = String::with_capacity(2 + attributes.len() * 48);
-    let mut written: Vec<(&str, &'static str)> = Vec::with_capacity(attributes.len());
+    let mut written: Vec<(&KeyValue, &'static str)> = Vec::with_capacity(attributes.len());
     // Repeated keys are rare: a linear look for the usual handful, a set past that.
     let mut seen: Option<std::collections::HashSet<&str>> =
         (attributes.len() > 16).then(std::collections::HashSet::new);
@@ -113,7 +113,7 @@ pub(crate) fn encode(attributes: &[KeyValue]) -> (String, Vec<(&str, &'static st
     for kv in attributes {
         let repeated = match seen.as_mut() {
             Some(seen) => !seen.insert(kv.key.as_str()),
-            None => written.iter().any(|(k, _)| *k == kv.key),
+            None => written.iter().any(|(k, _)| k.key == kv.key),
         };
         if repeated {
             continue;
@@ -122,7 +122,7 @@ pub(crate) fn encode(attributes: &[KeyValue]) -> (String, Vec<(&str, &'static st
             out.push(',');
         }
         let type_name = push_any(&mut out, &kv.key, kv.value.as_ref());
-        written.push((kv.key.as_str(), type_name));
+        written.push((kv, type_name));
     }
     out.push(']');
     (out, written)

@@ -8,12 +8,14 @@
 //! to the current ingestion segment (`bucket`, see the schema).
 
 use super::insert::{Bound, InsertSpec, TableRows};
+use super::postings::Lists;
 use super::value::{encode_any, hex, kind_name, status_name, Fnv128, SqlValue};
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use teletrace_core::telemetry::Counter;
 use teletrace_core::ConsumeError;
 
 /// The insert statements of every table, built once per exporter.
@@ -99,7 +101,8 @@ impl Specs {
 }
 
 /// Columns of `spans`, in the order rows are bound.
-pub(crate) const SPAN_COLUMNS: [&str; 20] = [
+pub(crate) const SPAN_COLUMNS: [&str; 21] = [
+    "rowid",
     "span_id",
     "trace_id",
     "trace_state",
@@ -172,6 +175,15 @@ pub(crate) struct Counters {
     pub next_event_id: AtomicI64,
     /// Next `links.id`.
     pub next_link_id: AtomicI64,
+    /// Next `spans.rowid`: the batch builder numbers spans, so that it can make their
+    /// posting lists before the write.
+    pub next_span_rowid: AtomicI64,
+    /// The posting lists of the segments being filled (see `postings`).
+    pub postings: Mutex<super::postings::Accumulator>,
+    /// Segments sealed with the lists their batches brought.
+    pub sealed_from_batches: Arc<Counter>,
+    /// Segments sealed by reading their spans back.
+    pub sealed_from_spans: Arc<Counter>,
     /// Catalog entries known to be stored.
     pub known_keys: Mutex<HashSet<KeyEntry>>,
     /// True while a background sealer runs (see the writer).
@@ -260,6 +272,8 @@ pub(crate) struct Prepared<'a> {
     pub children: Vec<(&'static str, Vec<Bound>)>,
     /// Every catalog entry (source, key, type) the batch uses.
     pub batch_keys: Vec<KeyEntry>,
+    /// The posting lists of the batch's spans, for its segment's once it is committed.
+    pub postings: Lists<'static>,
     spans_by_id: Vec<SpanRef<'a>>,
 }
 
@@ -470,6 +484,8 @@ pub(crate) fn prepare<'a>(
         spans: order.len() as i64,
     };
     let mut spans = TableRows::default();
+    let mut postings = Lists::default();
+    let mut rowid = reserve(&counters.next_span_rowid, order.len());
     let mut kept: Vec<SpanRef<'a>> = Vec::with_capacity(order.len());
     let mut kept_sets: Vec<Option<String>> = Vec::with_capacity(order.len());
     let mut slots: Vec<Option<SpanRef<'a>>> = refs.into_iter().map(Some).collect();
@@ -485,6 +501,7 @@ pub(crate) fn prepare<'a>(
         segment.min_start = segment.min_start.min(start);
         segment.max_start = segment.max_start.max(start);
         r.span_id = hex(&span.span_id);
+        spans.int(rowid);
         spans.text(r.span_id.as_str());
         spans.text(hex(&span.trace_id));
         spans.text(span.trace_state.as_str());
@@ -506,9 +523,13 @@ pub(crate) fn prepare<'a>(
         spans.push(set.map_or(SqlValue::Null, SqlValue::Text));
         let (attributes, written) = super::attributes::encode(&span.attributes);
         spans.text(attributes);
-        for (key, type_name) in written {
-            attrs.keys.insert((Source::Span, key, type_name));
+        for (kv, type_name) in written {
+            attrs
+                .keys
+                .insert((Source::Span, kv.key.as_str(), type_name));
+            postings.add(rowid, &kv.key, type_name, kv.value.as_ref());
         }
+        rowid += 1;
     }
 
     let mut prepared = Prepared {
@@ -544,6 +565,7 @@ pub(crate) fn prepare<'a>(
         ingestion_time,
         children: Vec::new(),
         batch_keys: Vec::new(),
+        postings: postings.into_owned(),
         spans_by_id: kept,
     };
     let (children, child_keys) = prepared.children_rows(specs, counters, None)?;

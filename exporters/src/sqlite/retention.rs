@@ -78,7 +78,20 @@ pub(crate) async fn run_once(
         total += deleted;
         if deleted < CHUNK as u64 {
             if total > 0 {
-                postings::seal_pending(conn, &postings::spec(), counters.current_segment()).await?;
+                // The batches' lists no longer match the segments retention cut; those
+                // are sealed from their spans, now or (the current one) later.
+                counters
+                    .postings
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clear();
+                postings::seal_pending(
+                    conn,
+                    &postings::spec(),
+                    counters,
+                    counters.current_segment(),
+                )
+                .await?;
                 // Still under the writer lock: no batch can be between its catalog check
                 // and its commit while entries leave the catalog.
                 let removed = delete_orphans(conn).await?;

@@ -21,6 +21,11 @@ use teletrace_core::telemetry::{Counter, Metrics};
 use teletrace_core::{ComponentError, ConsumeError, Consumer, Exporter, Host, Lifecycle, Traces};
 use tokio::sync::Mutex;
 
+/// Segments sealed, labelled by where their posting lists came from (`batches`: the
+/// lists the batches brought; `spans`: read back from the stored spans).
+const SEALED_METRIC: &str = "teletrace_sqlite_segments_sealed";
+const SEALED_HELP: &str = "Ingestion segments whose attribute postings were written.";
+
 /// The writer connection, shared with the retention task; `None` before start and after
 /// shutdown.
 pub(crate) type WriterConn = Arc<Mutex<Option<SqliteConnection>>>;
@@ -57,7 +62,19 @@ impl SqliteExporter {
             id: id.to_string(),
             config,
             specs: Arc::new(Specs::new()),
-            counters: Arc::new(Counters::default()),
+            counters: Arc::new(Counters {
+                sealed_from_batches: metrics.counter(
+                    SEALED_METRIC,
+                    SEALED_HELP,
+                    &[("exporter", id), ("from", "batches")],
+                ),
+                sealed_from_spans: metrics.counter(
+                    SEALED_METRIC,
+                    SEALED_HELP,
+                    &[("exporter", id), ("from", "spans")],
+                ),
+                ..Counters::default()
+            }),
             writer: Arc::new(Mutex::new(None)),
             reader: Arc::new(SqliteReader::new(pool.clone())),
             pool,
@@ -109,6 +126,12 @@ impl SqliteExporter {
         let max_link: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM links")
             .fetch_one(&mut conn)
             .await?;
+        let max_span: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM spans")
+            .fetch_one(&mut conn)
+            .await?;
+        self.counters
+            .next_span_rowid
+            .store(max_span + 1, Ordering::Relaxed);
         self.counters
             .next_event_id
             .store(max_event + 1, Ordering::Relaxed);
@@ -126,7 +149,8 @@ impl SqliteExporter {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = (next_bucket, 0);
         // The segment the previous run was filling.
-        postings::seal_pending(&mut conn, &self.specs.postings, next_bucket).await?;
+        postings::seal_pending(&mut conn, &self.specs.postings, &self.counters, next_bucket)
+            .await?;
         let keys = sqlx::query("SELECT source, key, type FROM attribute_keys")
             .fetch_all(&mut conn)
             .await?;
@@ -205,19 +229,29 @@ async fn write_batch(
     pool: &Arc<PoolCell>,
 ) -> Result<(), ConsumeError> {
     let ingestion_time = counters.ingestion_time(now_ns());
-    let prepared = batch::prepare(&resource_spans, specs, counters, ingestion_time)?;
+    let mut prepared = batch::prepare(&resource_spans, specs, counters, ingestion_time)?;
+    let lists = std::mem::take(&mut prepared.postings);
     let mut guard = writer.lock().await;
     let conn = guard
         .as_mut()
         .ok_or_else(|| ConsumeError::retryable("sqlite exporter is shut down"))?;
     let bucket = prepared.segment.bucket;
     match write_prepared(conn, specs, counters, prepared, true).await {
-        Ok(new_keys) => {
+        Ok(written) => {
             counters
                 .known_keys
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .extend(new_keys);
+                .extend(written.new_keys);
+            // Still under the writer lock, so segments get their batches' lists in
+            // commit order.
+            if let Some(version) = written.version {
+                counters
+                    .postings
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .add(bucket, version, lists, written.complete);
+            }
             let current = counters.current_segment().max(bucket);
             match postings::pending(conn, current).await {
                 Ok(pending) if !pending.is_empty() => {
@@ -319,34 +353,64 @@ impl Sealer {
             .unwrap_or_default()
     }
 
-    /// Builds and writes one segment's postings; false when the segment changed while
+    /// Builds and writes one segment's postings, from the lists its batches brought
+    /// when they are complete, else from its spans; false when the segment changed while
     /// they were built, or the exporter is shutting down.
     async fn seal(&self, bucket: i64) -> Result<bool, sqlx::Error> {
-        let Some(pool) = self.pool.get_pool() else {
-            return Ok(false);
-        };
-        let built = {
-            let mut conn = pool.acquire().await?;
-            postings::build(&mut conn, bucket).await?
+        let held = self
+            .counters
+            .postings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(bucket);
+        let (built, counter) = match held {
+            Some((version, lists)) => (
+                postings::Built::new(&self.specs.postings, bucket, version, lists)?,
+                &self.counters.sealed_from_batches,
+            ),
+            None => {
+                let Some(pool) = self.pool.get_pool() else {
+                    return Ok(false);
+                };
+                let mut conn = pool.acquire().await?;
+                (
+                    postings::build(&mut conn, &self.specs.postings, bucket).await?,
+                    &self.counters.sealed_from_spans,
+                )
+            }
         };
         let mut guard = self.writer.lock().await;
         let Some(conn) = guard.as_mut() else {
             return Ok(false);
         };
-        postings::write(conn, &self.specs.postings, built).await
+        let wrote = postings::write(conn, &self.specs.postings, built).await?;
+        if wrote {
+            counter.add(1);
+        }
+        Ok(wrote)
     }
+}
+
+/// What a committed batch did.
+#[derive(Default)]
+struct Written {
+    /// The catalog entries the batch added, for the caller to remember.
+    new_keys: Vec<batch::KeyEntry>,
+    /// The version the batch gave its segment (`None` for an empty batch).
+    version: Option<i64>,
+    /// False when some of its spans were stored already (a client retrying).
+    complete: bool,
 }
 
 /// Writes a prepared batch in one transaction; commits when `commit`, rolls back
 /// otherwise (used to test spans one by one). Must be called with the writer lock held.
-/// Returns the catalog entries the batch added, for the caller to remember once committed.
 async fn write_prepared(
     conn: &mut SqliteConnection,
     specs: &Specs,
     counters: &Counters,
     mut prepared: Prepared<'_>,
     commit: bool,
-) -> Result<Vec<batch::KeyEntry>, sqlx::Error> {
+) -> Result<Written, sqlx::Error> {
     let (key_statements, new_keys) = {
         let known = counters
             .known_keys
@@ -372,7 +436,8 @@ async fn write_prepared(
             .await?
             .rows_affected();
     }
-    let children = if inserted == prepared.span_count as u64 {
+    let complete = inserted == prepared.span_count as u64;
+    let children = if complete {
         std::mem::take(&mut prepared.children)
     } else {
         // Some spans were stored already (a client retrying): skip everything hanging
@@ -415,21 +480,24 @@ async fn write_prepared(
                 .await?;
         }
     }
+    let mut version = None;
     if prepared.span_count > 0 {
         let segment = prepared.segment;
-        sqlx::query(
-            "INSERT INTO segments (bucket, min_start_time_unix_nano, max_start_time_unix_nano, spans) \
-             VALUES (?, ?, ?, ?) ON CONFLICT (bucket) DO UPDATE SET sealed = 0, version = version + 1, \
-             min_start_time_unix_nano = min(min_start_time_unix_nano, excluded.min_start_time_unix_nano), \
-             max_start_time_unix_nano = max(max_start_time_unix_nano, excluded.max_start_time_unix_nano), \
-             spans = spans + excluded.spans",
-        )
-        .bind(segment.bucket)
-        .bind(segment.min_start)
-        .bind(segment.max_start)
-        .bind(segment.spans)
-        .execute(&mut *tx)
-        .await?;
+        version = Some(
+            sqlx::query_scalar(
+                "INSERT INTO segments (bucket, min_start_time_unix_nano, max_start_time_unix_nano, spans) \
+                 VALUES (?, ?, ?, ?) ON CONFLICT (bucket) DO UPDATE SET sealed = 0, version = version + 1, \
+                 min_start_time_unix_nano = min(min_start_time_unix_nano, excluded.min_start_time_unix_nano), \
+                 max_start_time_unix_nano = max(max_start_time_unix_nano, excluded.max_start_time_unix_nano), \
+                 spans = spans + excluded.spans RETURNING version",
+            )
+            .bind(segment.bucket)
+            .bind(segment.min_start)
+            .bind(segment.max_start)
+            .bind(segment.spans)
+            .fetch_one(&mut *tx)
+            .await?,
+        );
     }
     for bound in key_statements {
         sqlx::query_with(specs.attribute_keys.sql(bound.rows), bound.args)
@@ -438,10 +506,14 @@ async fn write_prepared(
     }
     if commit {
         tx.commit().await?;
-        Ok(new_keys)
+        Ok(Written {
+            new_keys,
+            version,
+            complete,
+        })
     } else {
         tx.rollback().await?;
-        Ok(Vec::new())
+        Ok(Written::default())
     }
 }
 
