@@ -3,6 +3,7 @@
 //!
 //! Component crates depend on this crate only; the `teletrace` binary links them.
 
+pub mod allocator;
 pub mod component;
 pub mod config;
 pub mod consumer;

@@ -12,6 +12,14 @@
 //! seconds (the writer is the `sqlx-sqlite-worker` thread with the most).
 #![cfg(feature = "sqlite")]
 
+use teletrace_core::allocator;
+
+/// The `teletrace` binary's allocator, set up as the binary sets it up (each bench
+/// calls `allocator::purge_freed_memory_at_once` first), so the figures are the
+/// binary's.
+#[global_allocator]
+static GLOBAL: allocator::Allocator = allocator::ALLOCATOR;
+
 mod sqlite_common;
 
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
@@ -213,6 +221,7 @@ async fn ingest(store: &Store, total: usize, batch_size: usize, start: u64) -> D
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run with --release --ignored --nocapture"]
 async fn sqlite_bench_ingest() {
+    allocator::purge_freed_memory_at_once();
     let total = env("SQLITE_BENCH_SPANS", 200_000);
     let batch_size = env("SQLITE_BENCH_BATCH", 1_000);
     let dir = tempfile::tempdir().unwrap();
@@ -255,6 +264,7 @@ fn percentiles(mut samples: Vec<Duration>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run with --release --ignored --nocapture"]
 async fn sqlite_bench_queries() {
+    allocator::purge_freed_memory_at_once();
     let total = env("SQLITE_BENCH_SPANS", 1_000_000);
     let batch_size = env("SQLITE_BENCH_BATCH", 1_000);
     let start = 1_700_000_000_000_000_000u64;
@@ -521,6 +531,7 @@ async fn query_measurements(store: &Store, total: usize, batch_size: usize, star
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; needs SQLITE_BENCH_DIR"]
 async fn sqlite_bench_reads_on_kept_database() {
+    allocator::purge_freed_memory_at_once();
     let Ok(dir) = std::env::var("SQLITE_BENCH_DIR") else {
         return;
     };
