@@ -13,7 +13,7 @@
 //! processor measures the resident set, and with the delay it let a flood reach 229 MiB
 //! against a 200 MiB limit; without it, 178 MiB (`tests/memory_limiter.rs`).
 
-use libmimalloc_sys::{mi_option_get, mi_option_set, mi_option_t};
+use libmimalloc_sys::{mi_collect, mi_option_get, mi_option_set, mi_option_t};
 use std::os::raw::c_long;
 
 /// The allocator to declare as `#[global_allocator]`.
@@ -44,6 +44,14 @@ pub fn purge_freed_memory_at_once() -> bool {
         mi_option_set(PURGE_DELAY, 0);
         mi_option_get(PURGE_DELAY) == 0
     }
+}
+
+/// Makes mimalloc give back the free memory it still holds, on every thread's heap it
+/// can reach (what `malloc_trim` does for glibc; see `memory::release_free_memory`).
+pub(crate) fn release_free_memory() {
+    // SAFETY: mi_collect(true) only walks mimalloc's own heaps and frees pages no
+    // allocation uses; it may be called from any thread at any time.
+    unsafe { mi_collect(true) }
 }
 
 #[cfg(test)]

@@ -69,9 +69,11 @@ fn page_size() -> u64 {
 /// the RSS can stay high although little is in use. `malloc_trim(0)` walks every arena
 /// and releases the free pages (`madvise(MADV_DONTNEED)`), so the RSS falls back to what
 /// is really in use. It takes time proportional to the heap (around a millisecond for
-/// a few hundred MiB), so callers rate-limit it. Returns whether anything was attempted
-/// (false where the allocator has no such call).
+/// a few hundred MiB), so callers rate-limit it. mimalloc (the `teletrace` binary's
+/// allocator, see [`crate::allocator`]) is asked to do the same. Returns whether glibc's
+/// trim was attempted (false where the C library has no such call).
 pub fn release_free_memory() -> bool {
+    crate::allocator::release_free_memory();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: malloc_trim only walks the allocator's own structures under its locks.
