@@ -3,9 +3,10 @@
 //! Within a batch, resource attributes, resources and scopes are written once however
 //! many spans share them; a span ID seen twice keeps its first span. Resource attribute,
 //! resource set and scope IDs are content hashes, so the same one maps to the same row
-//! across batches and restarts (`INSERT OR IGNORE`). Event and link IDs come from counters
-//! the writer owns, so their attributes can be bound before the insert. Every batch goes
-//! to the current ingestion segment (`bucket`, see the schema).
+//! across batches and restarts (`INSERT OR IGNORE`). Span rowids and event and link IDs
+//! come from counters the writer owns, so the spans' posting lists and the events' and
+//! links' attributes can be made before the insert. Every batch goes to the current
+//! ingestion segment (`bucket`, see the schema).
 
 use super::insert::{Bound, InsertSpec, TableRows};
 use super::postings::Lists;
