@@ -22,7 +22,7 @@
 use super::attributes::{self, ViewRow};
 use super::batch::Counters;
 use super::insert::{Bound, InsertSpec, TableRows};
-use super::value::{any_json, hex, SqlValue, BOOL, BYTES, DOUBLE, INT, MAP, SLICE, STR};
+use super::value::{any_json, hex, static_type, SqlValue};
 use futures::TryStreamExt as _;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::AnyValue;
@@ -113,10 +113,7 @@ impl<'a> Lists<'a> {
         value: Option<&'a AnyValue>,
     ) {
         if let Some(value) = PostingValue::of(value) {
-            self.0
-                .entry((Cow::Borrowed(key), type_name, value))
-                .or_default()
-                .push(rowid);
+            self.push((Cow::Borrowed(key), type_name, value), rowid);
         }
     }
 
@@ -128,10 +125,11 @@ impl<'a> Lists<'a> {
         type_name: &'static str,
         value: PostingValue<'a>,
     ) {
-        self.0
-            .entry((Cow::Owned(key), type_name, value))
-            .or_default()
-            .push(rowid);
+        self.push((Cow::Owned(key), type_name, value), rowid);
+    }
+
+    fn push(&mut self, key: PostingKey<'a>, rowid: i64) {
+        self.0.entry(key).or_default().push(rowid);
     }
 
     /// The same lists, owning their keys and values.
@@ -257,14 +255,6 @@ fn sorted_rows(lists: Lists<'_>) -> Vec<(PostingKey<'_>, String)> {
         .collect()
 }
 
-/// The stored type names, as static strings (`None` for Empty and unknown names, which
-/// have no postings).
-fn static_type(name: &str) -> Option<&'static str> {
-    [STR, INT, DOUBLE, BOOL, BYTES, SLICE, MAP]
-        .into_iter()
-        .find(|t| *t == name)
-}
-
 /// The unsealed segments other than `current` (the one the writer fills).
 pub(crate) async fn pending(
     conn: &mut SqliteConnection,
@@ -383,6 +373,7 @@ pub(crate) async fn write(
 #[cfg(test)]
 mod tests {
     use super::super::test_support::database;
+    use super::super::value::{INT, STR};
     use super::*;
 
     async fn add_span(conn: &mut SqliteConnection, id: &str, attributes: &str) {

@@ -167,6 +167,13 @@ pub(crate) fn sql_value_json(type_name: &str, value: SqlValue) -> Json {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// A stored type name as the static string of its constant (`None` for an unknown name).
+pub(crate) fn static_type(name: &str) -> Option<&'static str> {
+    [STR, INT, DOUBLE, BOOL, BYTES, SLICE, MAP, EMPTY]
+        .into_iter()
+        .find(|t| *t == name)
+}
+
 /// Lowercase hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);

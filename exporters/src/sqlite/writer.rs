@@ -168,9 +168,10 @@ impl SqliteExporter {
                 ) else {
                     continue;
                 };
-                let (Some(source), Some(type_name)) =
-                    (batch::Source::parse(&source), static_type(&type_name))
-                else {
+                let (Some(source), Some(type_name)) = (
+                    batch::Source::parse(&source),
+                    super::value::static_type(&type_name),
+                ) else {
                     continue;
                 };
                 known.insert((source, key, type_name));
@@ -203,14 +204,6 @@ impl SqliteExporter {
         .await
         .map_err(|e| ConsumeError::retryable(format!("sqlite write task failed: {e}")))?
     }
-}
-
-/// The `type` names the catalog holds, as static strings.
-fn static_type(name: &str) -> Option<&'static str> {
-    use super::value::*;
-    [STR, INT, DOUBLE, BOOL, BYTES, SLICE, MAP, EMPTY]
-        .into_iter()
-        .find(|t| *t == name)
 }
 
 fn now_ns() -> i64 {
