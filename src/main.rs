@@ -9,5 +9,7 @@ static GLOBAL: allocator::Allocator = allocator::ALLOCATOR;
 
 fn main() -> anyhow::Result<()> {
     allocator::purge_freed_memory_at_once();
+    // SAFETY: first thing in main, before any thread or SQLite connection exists.
+    unsafe { teletrace_exporters::sqlite::allocate_with_mimalloc() };
     teletrace::main_with(|| {})
 }

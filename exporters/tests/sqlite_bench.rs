@@ -15,10 +15,22 @@
 use teletrace_core::allocator;
 
 /// The `teletrace` binary's allocator, set up as the binary sets it up (each bench
-/// calls `allocator::purge_freed_memory_at_once` first), so the figures are the
-/// binary's.
+/// calls [`allocators_as_in_the_binary`] first), so the figures are the binary's.
 #[global_allocator]
 static GLOBAL: allocator::Allocator = allocator::ALLOCATOR;
+
+/// What the binary's `main` does first: mimalloc returns freed memory at once, and
+/// SQLite allocates with it. Every bench calls this before it touches SQLite, and the
+/// `Once` makes the others wait, so SQLite is configured before any thread uses it.
+fn allocators_as_in_the_binary() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        allocator::purge_freed_memory_at_once();
+        // SAFETY: see above; no SQLite connection exists before this returns.
+        let routed = unsafe { teletrace_exporters::sqlite::allocate_with_mimalloc() };
+        assert!(routed, "SQLite was initialised before the bench configured it");
+    });
+}
 
 mod sqlite_common;
 
@@ -168,32 +180,32 @@ fn cpu_seconds() -> f64 {
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
-/// CPU seconds of this process's threads so far, summed by thread name (Linux).
-fn thread_cpu_seconds() -> Vec<(String, f64)> {
-    let mut by_name: std::collections::BTreeMap<String, f64> = Default::default();
+/// Per thread of this process (Linux, `/proc/self/task/*/schedstat`): its name, the
+/// seconds it ran on a CPU, and the seconds it was ready to run but waited for one
+/// (with more busy threads than cores, the writer waits there).
+fn thread_cpu_seconds() -> Vec<(String, f64, f64)> {
+    let mut threads = Vec::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Vec::new();
+        return threads;
     };
     for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+        let read = |file: &str| std::fs::read_to_string(task.path().join(file));
+        let (Ok(comm), Ok(schedstat)) = (read("comm"), read("schedstat")) else {
             continue;
         };
-        // pid (comm) state ... field 14 utime, 15 stime, in clock ticks (100 per second).
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+        // "<ns on a CPU> <ns waiting on a run queue> <timeslices>"
+        let ns: Vec<f64> = schedstat
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        let (Some(ran), Some(waited)) = (ns.first(), ns.get(1)) else {
             continue;
-        };
-        let name = stat[open + 1..close].to_string();
-        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
         };
         let tid = task.file_name().to_string_lossy().into_owned();
-        *by_name.entry(format!("{name}/{tid}")).or_default() += (ticks(11) + ticks(12)) / 100.0;
+        threads.push((format!("{}/{tid}", comm.trim()), ran / 1e9, waited / 1e9));
     }
-    by_name.into_iter().collect()
+    threads.sort_by(|a, b| a.0.cmp(&b.0));
+    threads
 }
 
 /// Feeds `total` spans in batches, two batches in flight (as two pipelines would).
@@ -206,7 +218,7 @@ async fn ingest(store: &Store, total: usize, batch_size: usize, start: u64) -> D
     let mut in_flight: tokio::task::JoinSet<Result<(), teletrace_core::ConsumeError>> =
         tokio::task::JoinSet::new();
     for traces in batches {
-        if in_flight.len() >= 2 {
+        if in_flight.len() >= env("SQLITE_BENCH_IN_FLIGHT", 2) {
             in_flight.join_next().await.unwrap().unwrap().unwrap();
         }
         let exporter = store.exporter.clone();
@@ -221,7 +233,7 @@ async fn ingest(store: &Store, total: usize, batch_size: usize, start: u64) -> D
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run with --release --ignored --nocapture"]
 async fn sqlite_bench_ingest() {
-    allocator::purge_freed_memory_at_once();
+    allocators_as_in_the_binary();
     let total = env("SQLITE_BENCH_SPANS", 200_000);
     let batch_size = env("SQLITE_BENCH_BATCH", 1_000);
     let dir = tempfile::tempdir().unwrap();
@@ -235,8 +247,10 @@ async fn sqlite_bench_ingest() {
     let cpu_before = cpu_seconds();
     let elapsed = ingest(&store, total, batch_size, 1_700_000_000_000_000_000).await;
     let cpu = cpu_seconds() - cpu_before;
-    for (name, seconds) in thread_cpu_seconds() {
-        println!("  thread {name}: {seconds:.2} CPU-s");
+    for (name, ran, waited) in thread_cpu_seconds() {
+        if ran >= 0.01 {
+            println!("  thread {name}: {ran:.2} CPU-s, {waited:.2} s waiting for a CPU");
+        }
     }
     println!(
         "ingest: {total} spans (10 span + 5 resource attributes) in batches of {batch_size}: {:.2}s = {:.0} spans/s; {cpu:.2} CPU-s = {:.0} spans per CPU-second",
@@ -264,7 +278,7 @@ fn percentiles(mut samples: Vec<Duration>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run with --release --ignored --nocapture"]
 async fn sqlite_bench_queries() {
-    allocator::purge_freed_memory_at_once();
+    allocators_as_in_the_binary();
     let total = env("SQLITE_BENCH_SPANS", 1_000_000);
     let batch_size = env("SQLITE_BENCH_BATCH", 1_000);
     let start = 1_700_000_000_000_000_000u64;
@@ -531,7 +545,7 @@ async fn query_measurements(store: &Store, total: usize, batch_size: usize, star
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; needs SQLITE_BENCH_DIR"]
 async fn sqlite_bench_reads_on_kept_database() {
-    allocator::purge_freed_memory_at_once();
+    allocators_as_in_the_binary();
     let Ok(dir) = std::env::var("SQLITE_BENCH_DIR") else {
         return;
     };

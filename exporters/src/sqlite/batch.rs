@@ -8,7 +8,7 @@
 //! links' attributes can be made before the insert. Every batch goes to the current
 //! ingestion segment (`bucket`, see the schema).
 
-use super::insert::{Bound, InsertSpec, TableRows};
+use super::insert::{InsertSpec, TableRows};
 use super::postings::Lists;
 use super::value::{encode_any, hex, kind_name, status_name, Fnv128, SqlValue};
 use opentelemetry_proto::tonic::common::v1::KeyValue;
@@ -41,7 +41,7 @@ fn attribute_spec(table: &str, owner: &str) -> InsertSpec {
     let mut columns = vec![owner];
     columns.extend(ATTRIBUTE_COLUMNS);
     // OR IGNORE: a repeated key within one owner keeps its first value.
-    InsertSpec::new("INSERT OR IGNORE", table, &columns, "")
+    InsertSpec::new("INSERT OR IGNORE", table, &columns)
 }
 
 impl Specs {
@@ -52,16 +52,14 @@ impl Specs {
                 "INSERT OR IGNORE",
                 "scopes",
                 &["id", "name", "version", "dropped_attributes_count"],
-                "",
             ),
             scope_attributes: attribute_spec("scope_attributes", "scope_id"),
             resource_attributes: attribute_spec("resource_attributes", "resource_id"),
-            spans: InsertSpec::new("INSERT OR IGNORE", "spans", &SPAN_COLUMNS, ""),
+            spans: InsertSpec::new("INSERT OR IGNORE", "spans", &SPAN_COLUMNS),
             resource_set_members: InsertSpec::new(
                 "INSERT OR IGNORE",
                 "resource_set_members",
                 &["resource_set_id", "position", "resource_attribute_id"],
-                "",
             ),
             events: InsertSpec::new(
                 "INSERT",
@@ -73,7 +71,6 @@ impl Specs {
                     "name",
                     "dropped_attributes_count",
                 ],
-                "",
             ),
             event_attributes: attribute_spec("event_attributes", "event_id"),
             links: InsertSpec::new(
@@ -87,14 +84,12 @@ impl Specs {
                     "linked_trace_id",
                     "linked_span_id",
                 ],
-                "",
             ),
             link_attributes: attribute_spec("link_attributes", "link_id"),
             attribute_keys: InsertSpec::new(
                 "INSERT OR IGNORE",
                 "attribute_keys",
                 &["source", "key", "type"],
-                "",
             ),
             postings: super::postings::spec(),
         }
@@ -256,7 +251,7 @@ pub(crate) struct SegmentUpdate {
     pub spans: i64,
 }
 
-/// A batch, bound into statements, ready to write.
+/// A batch's rows for every table, ready to write.
 pub(crate) struct Prepared<'a> {
     /// Span count after dropping repeated span IDs within the batch.
     pub span_count: usize,
@@ -264,13 +259,13 @@ pub(crate) struct Prepared<'a> {
     pub segment: SegmentUpdate,
     /// `scopes`, `scope_attributes`, `resource_attributes`, `resource_set_members`:
     /// written first.
-    pub shared: Vec<(&'static str, Vec<Bound>)>,
+    pub shared: Vec<(&'static str, TableRows)>,
     /// `spans`.
-    pub spans: Vec<Bound>,
+    pub spans: TableRows,
     /// The `ingestion_time_unix_nano` of every span of the batch (unique to it).
     pub ingestion_time: i64,
     /// Everything hanging off a span, for every span of the batch.
-    pub children: Vec<(&'static str, Vec<Bound>)>,
+    pub children: Vec<(&'static str, TableRows)>,
     /// Every catalog entry (source, key, type) the batch uses.
     pub batch_keys: Vec<KeyEntry>,
     /// The posting lists of the batch's spans, for its segment's once it is committed.
@@ -305,10 +300,6 @@ impl Specs {
             _ => &self.attribute_keys,
         }
     }
-}
-
-fn encode_error(e: sqlx::Error) -> ConsumeError {
-    ConsumeError::permanent(format!("cannot bind span data: {e}"))
 }
 
 /// Describes a span in error messages.
@@ -377,7 +368,6 @@ impl<'k> AttributeWriter<'k> {
 /// Builds the rows of `resource_spans`.
 pub(crate) fn prepare<'a>(
     resource_spans: &'a [ResourceSpans],
-    specs: &Specs,
     counters: &Counters,
     ingestion_time: i64,
 ) -> Result<Prepared<'a>, ConsumeError> {
@@ -539,37 +529,29 @@ pub(crate) fn prepare<'a>(
         shared: vec![
             (
                 table::SCOPES,
-                scopes
-                    .into_statements(&specs.scopes)
-                    .map_err(encode_error)?,
+                scopes,
             ),
             (
                 table::SCOPE_ATTRIBUTES,
-                scope_attributes
-                    .into_statements(&specs.scope_attributes)
-                    .map_err(encode_error)?,
+                scope_attributes,
             ),
             (
                 table::RESOURCE_ATTRIBUTES,
-                resource_attributes
-                    .into_statements(&specs.resource_attributes)
-                    .map_err(encode_error)?,
+                resource_attributes,
             ),
             (
                 table::RESOURCE_SET_MEMBERS,
-                members
-                    .into_statements(&specs.resource_set_members)
-                    .map_err(encode_error)?,
+                members,
             ),
         ],
-        spans: spans.into_statements(&specs.spans).map_err(encode_error)?,
+        spans,
         ingestion_time,
         children: Vec::new(),
         batch_keys: Vec::new(),
         postings: postings.into_owned(),
         spans_by_id: kept,
     };
-    let (children, child_keys) = prepared.children_rows(specs, counters, None)?;
+    let (children, child_keys) = prepared.children_rows(counters, None);
     prepared.children = children;
     attrs.keys.extend(child_keys);
 
@@ -586,11 +568,7 @@ impl Prepared<'_> {
     /// those entries. Called with the writer lock held, so that retention (which prunes
     /// the catalog and `known` under the same lock) cannot remove an entry between this
     /// check and the commit.
-    pub(crate) fn catalog_rows(
-        &self,
-        specs: &Specs,
-        known: &HashSet<KeyEntry>,
-    ) -> Result<(Vec<Bound>, Vec<KeyEntry>), ConsumeError> {
+    pub(crate) fn catalog_rows(&self, known: &HashSet<KeyEntry>) -> (TableRows, Vec<KeyEntry>) {
         let mut rows = TableRows::default();
         let mut added = Vec::new();
         for entry in &self.batch_keys {
@@ -601,28 +579,24 @@ impl Prepared<'_> {
                 added.push(entry.clone());
             }
         }
-        let statements = rows
-            .into_statements(&specs.attribute_keys)
-            .map_err(encode_error)?;
-        Ok((statements, added))
+        (rows, added)
     }
 }
 
 /// Rows of every table hanging off a span, grouped by table.
 type ChildRows<'k> = (
-    Vec<(&'static str, Vec<Bound>)>,
+    Vec<(&'static str, TableRows)>,
     Vec<(Source, &'k str, &'static str)>,
 );
 
 impl<'a> Prepared<'a> {
-    /// Binds the rows hanging off the spans (all of them, or those whose hex ID is in
+    /// The rows hanging off the spans (all of them, or those whose hex ID is in
     /// `only`): events and links with their attributes.
     pub(crate) fn children_rows(
         &self,
-        specs: &Specs,
         counters: &Counters,
         only: Option<&HashSet<String>>,
-    ) -> Result<ChildRows<'a>, ConsumeError> {
+    ) -> ChildRows<'a> {
         let mut attrs = AttributeWriter {
             keys: HashSet::new(),
         };
@@ -686,14 +660,10 @@ impl<'a> Prepared<'a> {
             (table::LINK_ATTRIBUTES, link_attributes),
         ] {
             if !rows.is_empty() {
-                out.push((
-                    name,
-                    rows.into_statements(specs.by_table(name))
-                        .map_err(encode_error)?,
-                ));
+                out.push((name, rows));
             }
         }
-        Ok((out, attrs.keys.into_iter().collect()))
+        (out, attrs.keys.into_iter().collect())
     }
 
     /// The hex IDs of the batch's spans, in insertion order.

@@ -3,9 +3,11 @@
 //!
 //! See `README.md` in this folder for the config keys and the schema.
 
+mod allocator;
 mod attributes;
 mod batch;
 pub mod config;
+mod direct;
 mod errors;
 mod insert;
 mod postings;
@@ -18,6 +20,7 @@ mod test_support;
 mod value;
 mod writer;
 
+pub use allocator::allocate_with_mimalloc;
 pub use config::SqliteConfig;
 pub use reader::SqliteReader;
 pub use writer::SqliteExporter;

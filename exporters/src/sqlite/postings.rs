@@ -21,7 +21,8 @@
 
 use super::attributes::{self, ViewRow};
 use super::batch::Counters;
-use super::insert::{Bound, InsertSpec, TableRows};
+use super::direct::{self, blocking, Session};
+use super::insert::{insert_all, InsertSpec, TableRows};
 use super::value::{any_json, hex, static_type, SqlValue};
 use futures::TryStreamExt as _;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
@@ -38,7 +39,6 @@ pub(crate) fn spec() -> InsertSpec {
         "INSERT",
         "span_attribute_postings",
         &["bucket", "key", "value", "type", "span_rowids"],
-        "",
     )
 }
 
@@ -199,22 +199,17 @@ impl Accumulator {
     }
 }
 
-/// The postings of one segment, built at `version` of it and bound into statements
-/// (before the writer lock is taken).
+/// The posting rows of one segment, built at `version` of it (before the writer lock is
+/// taken).
 pub(crate) struct Built {
     bucket: i64,
     version: i64,
-    statements: Vec<Bound>,
+    rows: TableRows,
 }
 
 impl Built {
-    /// The rows of segment `bucket`'s `lists`, bound.
-    pub(crate) fn new(
-        spec: &InsertSpec,
-        bucket: i64,
-        version: i64,
-        lists: Lists<'_>,
-    ) -> Result<Built, sqlx::Error> {
+    /// The rows of segment `bucket`'s `lists`.
+    pub(crate) fn new(bucket: i64, version: i64, lists: Lists<'_>) -> Built {
         let mut rows = TableRows::default();
         for ((key, type_name, value), list) in sorted_rows(lists) {
             rows.int(bucket);
@@ -223,11 +218,11 @@ impl Built {
             rows.text(type_name);
             rows.text(list);
         }
-        Ok(Built {
+        Built {
             bucket,
             version,
-            statements: rows.into_statements(spec)?,
-        })
+            rows,
+        }
     }
 }
 
@@ -277,8 +272,9 @@ pub(crate) async fn seal_pending(
 ) -> Result<usize, sqlx::Error> {
     let pending = pending(conn, current).await?;
     for bucket in &pending {
-        let built = build(conn, spec, *bucket).await?;
-        if write(conn, spec, built).await? {
+        let built = build(conn, *bucket).await?;
+        let session = Session::lock(conn).await?;
+        if blocking(|| write(&session, spec, &built))? {
             counters.sealed_from_spans.add(1);
         }
     }
@@ -288,11 +284,7 @@ pub(crate) async fn seal_pending(
 /// Reads a segment's spans (in one read transaction, so the version and the rows
 /// agree) and builds its postings. Needs no lock: [`write`] checks that the segment did
 /// not change since.
-pub(crate) async fn build(
-    conn: &mut SqliteConnection,
-    spec: &InsertSpec,
-    bucket: i64,
-) -> Result<Built, sqlx::Error> {
+pub(crate) async fn build(conn: &mut SqliteConnection, bucket: i64) -> Result<Built, sqlx::Error> {
     let mut tx = conn.begin().await?;
     let version: i64 = sqlx::query_scalar("SELECT version FROM segments WHERE bucket = ?")
         .bind(bucket)
@@ -332,41 +324,30 @@ pub(crate) async fn build(
         }
     }
     tx.commit().await?;
-    Built::new(spec, bucket, version, lists)
+    Ok(Built::new(bucket, version, lists))
 }
 
 /// Writes built postings and marks the segment sealed, in one transaction, unless the
 /// segment changed since they were built (a batch landed in it, retention cut it) or is
 /// sealed already. Must be called with the writer lock held. Returns whether it wrote.
-pub(crate) async fn write(
-    conn: &mut SqliteConnection,
-    spec: &InsertSpec,
-    built: Built,
-) -> Result<bool, sqlx::Error> {
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let now: Option<(i64, i64)> =
-        sqlx::query_as("SELECT version, sealed FROM segments WHERE bucket = ?")
-            .bind(built.bucket)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if now != Some((built.version, 0)) {
-        tx.rollback().await?;
+pub(crate) fn write(session: &Session<'_>, spec: &InsertSpec, built: &Built) -> direct::Result<bool> {
+    let tx = session.begin_immediate()?;
+    let bucket = [SqlValue::Int(built.bucket)];
+    let current = session
+        .prepare("SELECT version FROM segments WHERE bucket = ? AND sealed = 0")?
+        .run(&bucket)?
+        .first;
+    if current != Some(built.version) {
         return Ok(false);
     }
-    sqlx::query("DELETE FROM span_attribute_postings WHERE bucket = ?")
-        .bind(built.bucket)
-        .execute(&mut *tx)
-        .await?;
-    for bound in built.statements {
-        sqlx::query_with(spec.sql(bound.rows), bound.args)
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query("UPDATE segments SET sealed = 1 WHERE bucket = ?")
-        .bind(built.bucket)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
+    session
+        .prepare("DELETE FROM span_attribute_postings WHERE bucket = ?")?
+        .run(&bucket)?;
+    insert_all(session, spec, &built.rows)?;
+    session
+        .prepare("UPDATE segments SET sealed = 1 WHERE bucket = ?")?
+        .run(&bucket)?;
+    tx.commit()?;
     Ok(true)
 }
 
@@ -399,6 +380,11 @@ mod tests {
         .unwrap();
     }
 
+    async fn write_locked(conn: &mut SqliteConnection, spec: &InsertSpec, built: &Built) -> bool {
+        let session = Session::lock(conn).await.unwrap();
+        write(&session, spec, built).unwrap()
+    }
+
     #[tokio::test]
     async fn postings_built_before_a_change_are_not_written() {
         let dir = tempfile::tempdir().unwrap();
@@ -410,18 +396,18 @@ mod tests {
             r#"[["k","Str","a"],["n","Int",1]]"#,
         )
         .await;
-        let stale = build(&mut conn, &spec, 0).await.unwrap();
+        let stale = build(&mut conn, 0).await.unwrap();
         // A batch lands in the segment after the build.
         add_span(&mut conn, "0000000000000002", r#"[["k","Str","a"]]"#).await;
-        assert!(!write(&mut conn, &spec, stale).await.unwrap());
+        assert!(!write_locked(&mut conn, &spec, &stale).await);
         let sealed: i64 = sqlx::query_scalar("SELECT sealed FROM segments")
             .fetch_one(&mut conn)
             .await
             .unwrap();
         assert_eq!(sealed, 0);
 
-        let fresh = build(&mut conn, &spec, 0).await.unwrap();
-        assert!(write(&mut conn, &spec, fresh).await.unwrap());
+        let fresh = build(&mut conn, 0).await.unwrap();
+        assert!(write_locked(&mut conn, &spec, &fresh).await);
         let rows: Vec<(String, String, String)> = sqlx::query_as(
             "SELECT key, CAST(value AS TEXT), span_rowids FROM span_attribute_postings ORDER BY key",
         )
@@ -436,8 +422,8 @@ mod tests {
             ]
         );
         // Sealed already: a second write of the same build is refused.
-        let again = build(&mut conn, &spec, 0).await.unwrap();
-        assert!(!write(&mut conn, &spec, again).await.unwrap());
+        let again = build(&mut conn, 0).await.unwrap();
+        assert!(!write_locked(&mut conn, &spec, &again).await);
     }
 
     fn any(value: Value) -> AnyValue {

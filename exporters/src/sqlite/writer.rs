@@ -3,11 +3,14 @@
 
 use super::batch::{self, describe, Counters, Prepared, Specs};
 use super::config::SqliteConfig;
+use super::direct::{self, blocking, Session};
 use super::errors::{consume_error, is_refusal};
+use super::insert::insert_all;
 use super::postings;
 use super::reader::{PoolCell, SqliteReader};
 use super::retention::RetentionTask;
 use super::schema;
+use super::value::SqlValue;
 use async_trait::async_trait;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use sqlx::sqlite::SqliteConnection;
@@ -222,14 +225,18 @@ async fn write_batch(
     pool: &Arc<PoolCell>,
 ) -> Result<(), ConsumeError> {
     let ingestion_time = counters.ingestion_time(now_ns());
-    let mut prepared = batch::prepare(&resource_spans, specs, counters, ingestion_time)?;
+    let mut prepared = batch::prepare(&resource_spans, counters, ingestion_time)?;
     let lists = std::mem::take(&mut prepared.postings);
     let mut guard = writer.lock().await;
     let conn = guard
         .as_mut()
         .ok_or_else(|| ConsumeError::retryable("sqlite exporter is shut down"))?;
     let bucket = prepared.segment.bucket;
-    match write_prepared(conn, specs, counters, prepared, true).await {
+    let written = match Session::lock(conn).await {
+        Ok(session) => blocking(|| write_prepared(&session, specs, counters, prepared, true)),
+        Err(e) => return Err(consume_error(&e)),
+    };
+    match written {
         Ok(written) => {
             counters
                 .known_keys
@@ -261,10 +268,19 @@ async fn write_batch(
             }
             Ok(())
         }
-        Err(e) if is_refusal(&e) => Err(find_refused_span(conn, specs, counters, &resource_spans)
-            .await
-            .unwrap_or_else(|| consume_error(&e))),
-        Err(e) => Err(consume_error(&e)),
+        Err(e) => {
+            let e = sqlx::Error::from(e);
+            if !is_refusal(&e) {
+                return Err(consume_error(&e));
+            }
+            let refused = match Session::lock(conn).await {
+                Ok(session) => {
+                    blocking(|| find_refused_span(&session, specs, counters, &resource_spans))
+                }
+                Err(_) => None,
+            };
+            Err(refused.unwrap_or_else(|| consume_error(&e)))
+        }
     }
 }
 
@@ -358,7 +374,7 @@ impl Sealer {
             .take(bucket);
         let (built, counter) = match held {
             Some((version, lists)) => (
-                postings::Built::new(&self.specs.postings, bucket, version, lists)?,
+                postings::Built::new(bucket, version, lists),
                 &self.counters.sealed_from_batches,
             ),
             None => {
@@ -367,7 +383,7 @@ impl Sealer {
                 };
                 let mut conn = pool.acquire().await?;
                 (
-                    postings::build(&mut conn, &self.specs.postings, bucket).await?,
+                    postings::build(&mut conn, bucket).await?,
                     &self.counters.sealed_from_spans,
                 )
             }
@@ -376,7 +392,8 @@ impl Sealer {
         let Some(conn) = guard.as_mut() else {
             return Ok(false);
         };
-        let wrote = postings::write(conn, &self.specs.postings, built).await?;
+        let session = Session::lock(conn).await?;
+        let wrote = blocking(|| postings::write(&session, &self.specs.postings, &built))?;
         if wrote {
             counter.add(1);
         }
@@ -397,38 +414,25 @@ struct Written {
 
 /// Writes a prepared batch in one transaction; commits when `commit`, rolls back
 /// otherwise (used to test spans one by one). Must be called with the writer lock held.
-async fn write_prepared(
-    conn: &mut SqliteConnection,
+fn write_prepared(
+    session: &Session<'_>,
     specs: &Specs,
     counters: &Counters,
     mut prepared: Prepared<'_>,
     commit: bool,
-) -> Result<Written, sqlx::Error> {
-    let (key_statements, new_keys) = {
+) -> direct::Result<Written> {
+    let (key_rows, new_keys) = {
         let known = counters
             .known_keys
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        prepared
-            .catalog_rows(specs, &known)
-            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?
+        prepared.catalog_rows(&known)
     };
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    for (table, statements) in std::mem::take(&mut prepared.shared) {
-        let spec = specs.by_table(table);
-        for bound in statements {
-            sqlx::query_with(spec.sql(bound.rows), bound.args)
-                .execute(&mut *tx)
-                .await?;
-        }
+    let tx = session.begin_immediate()?;
+    for (table, rows) in &prepared.shared {
+        insert_all(session, specs.by_table(table), rows)?;
     }
-    let mut inserted = 0u64;
-    for bound in std::mem::take(&mut prepared.spans) {
-        inserted += sqlx::query_with(specs.spans.sql(bound.rows), bound.args)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-    }
+    let inserted = insert_all(session, &specs.spans, &prepared.spans)?;
     let complete = inserted == prepared.span_count as u64;
     let children = if complete {
         std::mem::take(&mut prepared.children)
@@ -436,84 +440,66 @@ async fn write_prepared(
         // Some spans were stored already (a client retrying): skip everything hanging
         // off those, so their events and links are not stored twice. The batch's own
         // rows are those of its segment with its ingestion time.
+        let mut is_fresh = session.prepare(
+            "SELECT count(*) FROM spans WHERE bucket = ? AND span_id = ? \
+             AND ingestion_time_unix_nano = ?",
+        )?;
         let mut fresh: HashSet<String> = HashSet::with_capacity(inserted as usize);
-        let ids: Vec<&str> = prepared.span_ids().collect();
-        for chunk in ids.chunks(10_000) {
-            let sql = format!(
-                "SELECT span_id FROM spans WHERE bucket = ? AND span_id IN ({}) \
-                 AND ingestion_time_unix_nano = ?",
-                vec!["?"; chunk.len()].join(",")
-            );
-            let mut query = sqlx::query_scalar::<_, String>(&sql).bind(prepared.segment.bucket);
-            for id in chunk {
-                query = query.bind(*id);
+        for id in prepared.span_ids() {
+            let key = [
+                SqlValue::Int(prepared.segment.bucket),
+                SqlValue::Text(id.to_string()),
+                SqlValue::Int(prepared.ingestion_time),
+            ];
+            if is_fresh.run(&key)?.first.unwrap_or(0) > 0 {
+                fresh.insert(id.to_string());
             }
-            fresh.extend(
-                query
-                    .bind(prepared.ingestion_time)
-                    .fetch_all(&mut *tx)
-                    .await?,
-            );
         }
-        let skipped = prepared
-            .span_ids()
-            .filter(|id| !fresh.contains(*id))
-            .count();
-        tracing::debug!(skipped, "sqlite: spans already stored were skipped");
-        prepared
-            .children_rows(specs, counters, Some(&fresh))
-            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?
-            .0
+        tracing::debug!(
+            skipped = prepared.span_count - fresh.len(),
+            "sqlite: spans already stored were skipped"
+        );
+        prepared.children_rows(counters, Some(&fresh)).0
     };
-    for (table, statements) in children {
-        let spec = specs.by_table(table);
-        for bound in statements {
-            sqlx::query_with(spec.sql(bound.rows), bound.args)
-                .execute(&mut *tx)
-                .await?;
-        }
+    for (table, rows) in &children {
+        insert_all(session, specs.by_table(table), rows)?;
     }
     let mut version = None;
     if prepared.span_count > 0 {
         let segment = prepared.segment;
-        version = Some(
-            sqlx::query_scalar(
+        version = session
+            .prepare(
                 "INSERT INTO segments (bucket, min_start_time_unix_nano, max_start_time_unix_nano, spans) \
                  VALUES (?, ?, ?, ?) ON CONFLICT (bucket) DO UPDATE SET sealed = 0, version = version + 1, \
                  min_start_time_unix_nano = min(min_start_time_unix_nano, excluded.min_start_time_unix_nano), \
                  max_start_time_unix_nano = max(max_start_time_unix_nano, excluded.max_start_time_unix_nano), \
                  spans = spans + excluded.spans RETURNING version",
-            )
-            .bind(segment.bucket)
-            .bind(segment.min_start)
-            .bind(segment.max_start)
-            .bind(segment.spans)
-            .fetch_one(&mut *tx)
-            .await?,
-        );
+            )?
+            .run(&[
+                SqlValue::Int(segment.bucket),
+                SqlValue::Int(segment.min_start),
+                SqlValue::Int(segment.max_start),
+                SqlValue::Int(segment.spans),
+            ])?
+            .first;
     }
-    for bound in key_statements {
-        sqlx::query_with(specs.attribute_keys.sql(bound.rows), bound.args)
-            .execute(&mut *tx)
-            .await?;
+    insert_all(session, &specs.attribute_keys, &key_rows)?;
+    if !commit {
+        // Dropping the transaction rolls it back.
+        return Ok(Written::default());
     }
-    if commit {
-        tx.commit().await?;
-        Ok(Written {
-            new_keys,
-            version,
-            complete,
-        })
-    } else {
-        tx.rollback().await?;
-        Ok(Written::default())
-    }
+    tx.commit()?;
+    Ok(Written {
+        new_keys,
+        version,
+        complete,
+    })
 }
 
 /// After the database refused a batch: writes its spans one at a time (rolling each
 /// back) to name the first span it refuses.
-async fn find_refused_span(
-    conn: &mut SqliteConnection,
+fn find_refused_span(
+    session: &Session<'_>,
     specs: &Specs,
     counters: &Counters,
     resource_spans: &[ResourceSpans],
@@ -530,19 +516,20 @@ async fn find_refused_span(
                     }],
                     schema_url: String::new(),
                 }];
-                let prepared = match batch::prepare(&single, specs, counters, now_ns()) {
+                let prepared = match batch::prepare(&single, counters, now_ns()) {
                     Ok(p) => p,
                     Err(e) => return Some(e),
                 };
-                match write_prepared(conn, specs, counters, prepared, false).await {
-                    Err(e) if is_refusal(&e) => {
-                        return Some(ConsumeError::permanent(format!(
+                if let Err(e) = write_prepared(session, specs, counters, prepared, false) {
+                    let e = sqlx::Error::from(e);
+                    return Some(if is_refusal(&e) {
+                        ConsumeError::permanent(format!(
                             "{} refused by the database: {e}",
                             describe(span)
-                        )))
-                    }
-                    Err(e) => return Some(consume_error(&e)),
-                    Ok(_) => {}
+                        ))
+                    } else {
+                        consume_error(&e)
+                    });
                 }
             }
         }

@@ -1,10 +1,9 @@
 //! SQL text with its parameters, built together so every value is bound (never spliced
 //! into the text) and parameters line up with their `?`.
 
-use crate::sqlite::insert::bind;
 use crate::sqlite::value::SqlValue;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::SqliteConnection;
+use sqlx::{Arguments as _, SqliteConnection};
 
 /// A statement under construction.
 #[derive(Debug, Default, Clone)]
@@ -73,7 +72,14 @@ impl Sql {
     fn arguments(&self) -> Result<SqliteArguments<'static>, sqlx::Error> {
         let mut args = SqliteArguments::default();
         for p in &self.params {
-            bind(&mut args, p.clone())?;
+            match p.clone() {
+                SqlValue::Null => args.add(Option::<i64>::None),
+                SqlValue::Int(i) => args.add(i),
+                SqlValue::Real(d) => args.add(d),
+                SqlValue::Text(t) => args.add(t),
+                SqlValue::Blob(b) => args.add(b),
+            }
+            .map_err(sqlx::Error::Encode)?;
         }
         Ok(args)
     }
