@@ -28,7 +28,10 @@ fn allocators_as_in_the_binary() {
         allocator::purge_freed_memory_at_once();
         // SAFETY: see above; no SQLite connection exists before this returns.
         let routed = unsafe { teletrace_exporters::sqlite::allocate_with_mimalloc() };
-        assert!(routed, "SQLite was initialised before the bench configured it");
+        assert!(
+            routed,
+            "SQLite was initialised before the bench configured it"
+        );
     });
 }
 

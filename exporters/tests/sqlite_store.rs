@@ -11,10 +11,12 @@ use opentelemetry_proto::tonic::common::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use serde_json::json;
 use sqlite_common::*;
 use sqlx::{Connection as _, Row as _};
 use std::time::Duration;
 use teletrace_core::registry::{self, BuildContext};
+use teletrace_core::storage::Operator;
 use teletrace_core::storage::StorageError;
 use teletrace_core::telemetry::Metrics;
 use teletrace_core::{ComponentId, ConsumeError, Consumer, Host, Kind, Lifecycle, Traces};
@@ -613,6 +615,86 @@ async fn sqlite_a_row_the_database_refuses_is_permanent_and_named() {
     assert!(matches!(err, ConsumeError::Permanent { .. }));
     assert!(err.message().contains("span_id must be 8 bytes"), "{err}");
     assert!(err.message().contains("short-id"), "{err}");
+    store.exporter.shutdown().await.unwrap();
+}
+
+/// A batch bigger than a slice (1,024 spans; the writer inserts one slice while it
+/// prepares the next) is still one transaction, and a span repeated in two of its
+/// slices is still stored once, with its events once.
+#[tokio::test]
+async fn sqlite_a_batch_of_many_slices_is_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), |_| {}).await;
+    let spans = |poison_last: bool| -> Vec<Span> {
+        (0..3000u64)
+            .map(|n| {
+                // Span 2,500 repeats span 0 (same ID and start: a client's retry).
+                let id = if n == 2500 { 0 } else { n };
+                let name = if poison_last && n == 2999 {
+                    "poison"
+                } else {
+                    "ok"
+                };
+                let mut span = span(
+                    id / 10,
+                    id,
+                    name,
+                    1_000 + id,
+                    5,
+                    vec![kv("n", i(id as i64))],
+                );
+                span.events = vec![Event {
+                    time_unix_nano: 1_001 + id,
+                    name: format!("event {id}"),
+                    ..Default::default()
+                }];
+                span
+            })
+            .collect()
+    };
+    let mut conn = store.raw().await;
+    sqlx::query(
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON spans WHEN NEW.name = 'poison' \
+         BEGIN SELECT RAISE(ABORT, 'poison is refused'); END",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let err = store
+        .exporter
+        .consume(batch(vec![], spans(true)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConsumeError::Permanent { .. }), "{err:?}");
+    assert!(err.message().contains("poison"), "{err}");
+    // The slices inserted before the refused one were rolled back with it.
+    assert_eq!(store.count("SELECT count(*) FROM spans").await, 0);
+    assert_eq!(store.count("SELECT count(*) FROM events").await, 0);
+
+    store
+        .exporter
+        .consume(batch(vec![], spans(false)))
+        .await
+        .unwrap();
+    assert_eq!(store.count("SELECT count(*) FROM spans").await, 2999);
+    assert_eq!(store.count("SELECT count(*) FROM events").await, 2999);
+    assert_eq!(
+        store
+            .count("SELECT count(DISTINCT span_id) FROM events")
+            .await,
+        2999
+    );
+    assert_eq!(
+        store.count("SELECT count(*) FROM span_attributes").await,
+        2999
+    );
+    let found = names(
+        &*store.reader,
+        vec![filter("span.attributes.n", Operator::Equals, json!(2999))],
+    )
+    .await;
+    assert_eq!(found, vec!["ok".to_string()]);
+    conn.close().await.unwrap();
     store.exporter.shutdown().await.unwrap();
 }
 

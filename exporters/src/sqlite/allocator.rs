@@ -76,7 +76,9 @@ pub unsafe fn allocate_with_mimalloc() -> bool {
     // from 16 bytes up, 8 below), xSize of a block at least what was asked for, xRoundup
     // at least its argument. Blocks allocated before (none: SQLite is not initialised,
     // or the call fails and nothing changes) never reach these methods.
-    unsafe { sqlite3_config(SQLITE_CONFIG_MALLOC, &methods as *const sqlite3_mem_methods) == SQLITE_OK }
+    unsafe {
+        sqlite3_config(SQLITE_CONFIG_MALLOC, &methods as *const sqlite3_mem_methods) == SQLITE_OK
+    }
 }
 
 #[cfg(test)]

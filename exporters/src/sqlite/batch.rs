@@ -527,22 +527,10 @@ pub(crate) fn prepare<'a>(
         span_count: kept.len(),
         segment,
         shared: vec![
-            (
-                table::SCOPES,
-                scopes,
-            ),
-            (
-                table::SCOPE_ATTRIBUTES,
-                scope_attributes,
-            ),
-            (
-                table::RESOURCE_ATTRIBUTES,
-                resource_attributes,
-            ),
-            (
-                table::RESOURCE_SET_MEMBERS,
-                members,
-            ),
+            (table::SCOPES, scopes),
+            (table::SCOPE_ATTRIBUTES, scope_attributes),
+            (table::RESOURCE_ATTRIBUTES, resource_attributes),
+            (table::RESOURCE_SET_MEMBERS, members),
         ],
         spans,
         ingestion_time,

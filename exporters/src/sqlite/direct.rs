@@ -92,7 +92,9 @@ pub(crate) struct Session<'c> {
 
 impl<'c> Session<'c> {
     /// Takes `conn`'s handle (waits for sqlx's worker to finish what it is doing).
-    pub(crate) async fn lock(conn: &'c mut SqliteConnection) -> std::result::Result<Self, sqlx::Error> {
+    pub(crate) async fn lock(
+        conn: &'c mut SqliteConnection,
+    ) -> std::result::Result<Self, sqlx::Error> {
         let mut lock = conn.lock_handle().await?;
         let db = lock.as_raw_handle();
         Ok(Session { db, _lock: lock })
@@ -109,7 +111,11 @@ impl<'c> Session<'c> {
         // SAFETY: as above.
         let extended = unsafe { ffi::sqlite3_extended_errcode(self.db.as_ptr()) };
         CallError {
-            code: if extended & 0xff == rc & 0xff { extended } else { rc },
+            code: if extended & 0xff == rc & 0xff {
+                extended
+            } else {
+                rc
+            },
             message,
         }
     }
@@ -368,7 +374,9 @@ mod tests {
                 ];
                 assert_eq!(insert.run(&row).unwrap().changes, changed);
             }
-            let mut count = session.prepare("SELECT count(*) FROM t WHERE a >= ?").unwrap();
+            let mut count = session
+                .prepare("SELECT count(*) FROM t WHERE a >= ?")
+                .unwrap();
             assert_eq!(count.run(&[SqlValue::Int(0)]).unwrap().first, Some(2));
             assert_eq!(count.run(&[SqlValue::Int(2)]).unwrap().first, Some(1));
             drop((insert, count));

@@ -88,6 +88,9 @@ mod tests {
     #[test]
     fn the_statement_names_every_column_once() {
         let spec = InsertSpec::new("INSERT OR IGNORE", "t", &["a", "b", "c"]);
-        assert_eq!(spec.sql(), "INSERT OR IGNORE INTO t (a, b, c) VALUES (?, ?, ?)");
+        assert_eq!(
+            spec.sql(),
+            "INSERT OR IGNORE INTO t (a, b, c) VALUES (?, ?, ?)"
+        );
     }
 }

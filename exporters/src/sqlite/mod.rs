@@ -15,6 +15,7 @@ mod query;
 mod reader;
 mod retention;
 pub mod schema;
+mod slices;
 #[cfg(test)]
 mod test_support;
 mod value;

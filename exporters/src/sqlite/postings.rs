@@ -330,7 +330,11 @@ pub(crate) async fn build(conn: &mut SqliteConnection, bucket: i64) -> Result<Bu
 /// Writes built postings and marks the segment sealed, in one transaction, unless the
 /// segment changed since they were built (a batch landed in it, retention cut it) or is
 /// sealed already. Must be called with the writer lock held. Returns whether it wrote.
-pub(crate) fn write(session: &Session<'_>, spec: &InsertSpec, built: &Built) -> direct::Result<bool> {
+pub(crate) fn write(
+    session: &Session<'_>,
+    spec: &InsertSpec,
+    built: &Built,
+) -> direct::Result<bool> {
     let tx = session.begin_immediate()?;
     let bucket = [SqlValue::Int(built.bucket)];
     let current = session
