@@ -5,11 +5,13 @@
 //! ```
 //! `SQLITE_BENCH_SPANS` (default 200,000 for ingest, 1,000,000 for queries) and
 //! `SQLITE_BENCH_BATCH` (default 1,000 spans per batch) change the sizes;
+//! `SQLITE_BENCH_IN_FLIGHT` (default 1, as the `batch` processor sends) how many batches
+//! the ingest run has in flight;
 //! `SQLITE_BENCH_DROP` (`;`-separated SQL, e.g. `DROP INDEX duration_index`) runs before
 //! the ingest measurement, to see what an index costs; `SQLITE_BENCH_KEEP=1` keeps the
 //! query benchmark's database for `sqlite_bench_reads_on_kept_database`. Span and trace
 //! IDs are random-looking, as SDKs make them; the ingest run prints each thread's CPU
-//! seconds (the writer is the `sqlx-sqlite-worker` thread with the most).
+//! seconds and the CPU time the hypervisor stole meanwhile.
 #![cfg(feature = "sqlite")]
 
 use teletrace_core::allocator;
@@ -183,6 +185,18 @@ fn cpu_seconds() -> f64 {
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
+/// CPU seconds the hypervisor has taken from this machine since boot, over all cores
+/// (`steal` in `/proc/stat`; USER_HZ is 100 on Linux).
+fn stolen_seconds() -> f64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|stat| {
+            let line = stat.lines().next()?.to_string();
+            line.split_whitespace().nth(8)?.parse::<f64>().ok()
+        })
+        .map_or(f64::NAN, |ticks| ticks / 100.0)
+}
+
 /// Per thread of this process (Linux, `/proc/self/task/*/schedstat`): its name, the
 /// seconds it ran on a CPU, and the seconds it was ready to run but waited for one
 /// (with more busy threads than cores, the writer waits there).
@@ -211,7 +225,8 @@ fn thread_cpu_seconds() -> Vec<(String, f64, f64)> {
     threads
 }
 
-/// Feeds `total` spans in batches, two batches in flight (as two pipelines would).
+/// Feeds `total` spans in batches, one at a time as the `batch` processor sends them
+/// (`SQLITE_BENCH_IN_FLIGHT` more at once, as that many pipelines would).
 async fn ingest(store: &Store, total: usize, batch_size: usize, start: u64) -> Duration {
     let mut rng = Rng(0x9e3779b97f4a7c15);
     let batches: Vec<Traces> = (0..total / batch_size)
@@ -221,7 +236,7 @@ async fn ingest(store: &Store, total: usize, batch_size: usize, start: u64) -> D
     let mut in_flight: tokio::task::JoinSet<Result<(), teletrace_core::ConsumeError>> =
         tokio::task::JoinSet::new();
     for traces in batches {
-        if in_flight.len() >= env("SQLITE_BENCH_IN_FLIGHT", 2) {
+        if in_flight.len() >= env("SQLITE_BENCH_IN_FLIGHT", 1) {
             in_flight.join_next().await.unwrap().unwrap().unwrap();
         }
         let exporter = store.exporter.clone();
@@ -248,8 +263,10 @@ async fn sqlite_bench_ingest() {
         }
     }
     let cpu_before = cpu_seconds();
+    let stolen_before = stolen_seconds();
     let elapsed = ingest(&store, total, batch_size, 1_700_000_000_000_000_000).await;
     let cpu = cpu_seconds() - cpu_before;
+    let stolen = stolen_seconds() - stolen_before;
     for (name, ran, waited) in thread_cpu_seconds() {
         if ran >= 0.01 {
             println!("  thread {name}: {ran:.2} CPU-s, {waited:.2} s waiting for a CPU");
@@ -260,6 +277,10 @@ async fn sqlite_bench_ingest() {
         elapsed.as_secs_f64(),
         total as f64 / elapsed.as_secs_f64(),
         total as f64 / cpu
+    );
+    println!(
+        "CPU time the hypervisor took from this VM meanwhile (steal, all cores): {stolen:.1} s \
+         (more than a few seconds makes the run unfit for comparison)"
     );
     store.exporter.shutdown().await.unwrap();
     let size = std::fs::metadata(&store.path).map(|m| m.len()).unwrap_or(0);

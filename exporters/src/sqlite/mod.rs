@@ -15,7 +15,6 @@ mod query;
 mod reader;
 mod retention;
 pub mod schema;
-mod slices;
 #[cfg(test)]
 mod test_support;
 mod value;

@@ -10,7 +10,6 @@ use super::postings;
 use super::reader::{PoolCell, SqliteReader};
 use super::retention::RetentionTask;
 use super::schema;
-use super::slices;
 use super::value::SqlValue;
 use async_trait::async_trait;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
@@ -217,8 +216,7 @@ fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-/// Writes `resource_spans` in one transaction, in slices: the first is prepared before
-/// the lock is taken, and each later one while the one before it is inserted.
+/// Prepares `resource_spans` (before taking the lock) and writes them in one transaction.
 async fn write_batch(
     resource_spans: Vec<ResourceSpans>,
     specs: &Arc<Specs>,
@@ -226,38 +224,33 @@ async fn write_batch(
     writer: &WriterConn,
     pool: &Arc<PoolCell>,
 ) -> Result<(), ConsumeError> {
-    let slices = slices::split(resource_spans, slices::SLICE_SPANS);
-    let Some(first) = slices.first() else {
-        return Ok(());
-    };
-    let first = batch::prepare(first, counters, counters.ingestion_time(now_ns()))?;
+    let ingestion_time = counters.ingestion_time(now_ns());
+    let mut prepared = batch::prepare(&resource_spans, counters, ingestion_time)?;
+    let lists = std::mem::take(&mut prepared.postings);
     let mut guard = writer.lock().await;
     let conn = guard
         .as_mut()
         .ok_or_else(|| ConsumeError::retryable("sqlite exporter is shut down"))?;
+    let bucket = prepared.segment.bucket;
     let written = match Session::lock(conn).await {
-        Ok(session) => blocking(|| write_slices(&session, specs, counters, &slices, first)),
+        Ok(session) => blocking(|| write_prepared(&session, specs, counters, prepared, true)),
         Err(e) => return Err(consume_error(&e)),
     };
     match written {
         Ok(written) => {
-            let mut bucket = 0;
-            for slice in written {
+            counters
+                .known_keys
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(written.new_keys);
+            // Still under the writer lock, so segments get their batches' lists in
+            // commit order.
+            if let Some(version) = written.version {
                 counters
-                    .known_keys
+                    .postings
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .extend(slice.written.new_keys);
-                // Still under the writer lock, so segments get their batches' lists in
-                // commit order.
-                if let Some(version) = slice.written.version {
-                    counters
-                        .postings
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .add(slice.bucket, version, slice.lists, slice.written.complete);
-                }
-                bucket = bucket.max(slice.bucket);
+                    .add(bucket, version, lists, written.complete);
             }
             let current = counters.current_segment().max(bucket);
             match postings::pending(conn, current).await {
@@ -275,18 +268,15 @@ async fn write_batch(
             }
             Ok(())
         }
-        Err(SliceError::Prepare(e)) => Err(e),
-        Err(SliceError::Write(e)) => {
+        Err(e) => {
             let e = sqlx::Error::from(e);
             if !is_refusal(&e) {
                 return Err(consume_error(&e));
             }
             let refused = match Session::lock(conn).await {
-                Ok(session) => blocking(|| {
-                    slices
-                        .iter()
-                        .find_map(|slice| find_refused_span(&session, specs, counters, slice))
-                }),
+                Ok(session) => {
+                    blocking(|| find_refused_span(&session, specs, counters, &resource_spans))
+                }
                 Err(_) => None,
             };
             Err(refused.unwrap_or_else(|| consume_error(&e)))
@@ -422,73 +412,14 @@ struct Written {
     complete: bool,
 }
 
-/// A slice written: its segment, what its write did, and its spans' posting lists.
-struct SliceWritten {
-    bucket: i64,
-    written: Written,
-    lists: postings::Lists<'static>,
-}
-
-/// Why a batch was not written.
-enum SliceError {
-    /// A span the batch cannot hold (found while preparing a slice).
-    Prepare(ConsumeError),
-    /// SQLite failed.
-    Write(direct::CallError),
-}
-
-/// Writes the slices of a batch in one transaction: while one slice is inserted on this
-/// thread, the next is prepared on another. `first` is the first slice, prepared.
-fn write_slices<'a>(
-    session: &Session<'_>,
-    specs: &Specs,
-    counters: &Counters,
-    slices: &'a [Vec<ResourceSpans>],
-    first: Prepared<'a>,
-) -> Result<Vec<SliceWritten>, SliceError> {
-    std::thread::scope(|scope| {
-        let tx = session.begin_immediate().map_err(SliceError::Write)?;
-        let mut out = Vec::with_capacity(slices.len());
-        let mut current = first;
-        for i in 0..slices.len() {
-            let next = slices.get(i + 1).map(|slice| {
-                scope.spawn(move || {
-                    batch::prepare(slice, counters, counters.ingestion_time(now_ns()))
-                })
-            });
-            let lists = std::mem::take(&mut current.postings);
-            let bucket = current.segment.bucket;
-            let written =
-                write_prepared(session, specs, counters, current).map_err(SliceError::Write)?;
-            out.push(SliceWritten {
-                bucket,
-                written,
-                lists,
-            });
-            let Some(next) = next else {
-                break;
-            };
-            current = next
-                .join()
-                .unwrap_or_else(|_| {
-                    Err(ConsumeError::permanent(
-                        "sqlite: preparing a slice of the batch failed (panicked)",
-                    ))
-                })
-                .map_err(SliceError::Prepare)?;
-        }
-        tx.commit().map_err(SliceError::Write)?;
-        Ok(out)
-    })
-}
-
-/// Inserts a prepared batch (or slice) within the caller's transaction. Must be called
-/// with the writer lock held.
+/// Writes a prepared batch in one transaction; commits when `commit`, rolls back
+/// otherwise (used to test spans one by one). Must be called with the writer lock held.
 fn write_prepared(
     session: &Session<'_>,
     specs: &Specs,
     counters: &Counters,
     mut prepared: Prepared<'_>,
+    commit: bool,
 ) -> direct::Result<Written> {
     let (key_rows, new_keys) = {
         let known = counters
@@ -497,6 +428,7 @@ fn write_prepared(
             .unwrap_or_else(|e| e.into_inner());
         prepared.catalog_rows(&known)
     };
+    let tx = session.begin_immediate()?;
     for (table, rows) in &prepared.shared {
         insert_all(session, specs.by_table(table), rows)?;
     }
@@ -552,6 +484,11 @@ fn write_prepared(
             .first;
     }
     insert_all(session, &specs.attribute_keys, &key_rows)?;
+    if !commit {
+        // Dropping the transaction rolls it back.
+        return Ok(Written::default());
+    }
+    tx.commit()?;
     Ok(Written {
         new_keys,
         version,
@@ -583,11 +520,7 @@ fn find_refused_span(
                     Ok(p) => p,
                     Err(e) => return Some(e),
                 };
-                // Each span in a transaction of its own, rolled back (dropped) after.
-                let tried = session
-                    .begin_immediate()
-                    .and_then(|_tx| write_prepared(session, specs, counters, prepared));
-                if let Err(e) = tried {
+                if let Err(e) = write_prepared(session, specs, counters, prepared, false) {
                     let e = sqlx::Error::from(e);
                     return Some(if is_refusal(&e) {
                         ConsumeError::permanent(format!(
