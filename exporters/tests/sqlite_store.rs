@@ -574,10 +574,8 @@ async fn sqlite_a_locked_database_is_retryable() {
     store.exporter.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn sqlite_a_row_the_database_refuses_is_permanent_and_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), |_| {}).await;
+/// Makes the database refuse any span named `poison` (a trigger), as a constraint would.
+async fn refuse_spans_named_poison(store: &Store) {
     let mut conn = store.raw().await;
     sqlx::query(
         "CREATE TRIGGER refuse_poison BEFORE INSERT ON spans WHEN NEW.name = 'poison' \
@@ -587,6 +585,13 @@ async fn sqlite_a_row_the_database_refuses_is_permanent_and_named() {
     .await
     .unwrap();
     conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_a_row_the_database_refuses_is_permanent_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), |_| {}).await;
+    refuse_spans_named_poison(&store).await;
     let err = store
         .exporter
         .consume(batch(
@@ -652,14 +657,7 @@ async fn sqlite_a_batch_is_one_transaction_however_big() {
             })
             .collect()
     };
-    let mut conn = store.raw().await;
-    sqlx::query(
-        "CREATE TRIGGER refuse_poison BEFORE INSERT ON spans WHEN NEW.name = 'poison' \
-         BEGIN SELECT RAISE(ABORT, 'poison is refused'); END",
-    )
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    refuse_spans_named_poison(&store).await;
     let err = store
         .exporter
         .consume(batch(vec![], spans(true)))
@@ -694,7 +692,6 @@ async fn sqlite_a_batch_is_one_transaction_however_big() {
     )
     .await;
     assert_eq!(found, vec!["ok".to_string()]);
-    conn.close().await.unwrap();
     store.exporter.shutdown().await.unwrap();
 }
 
