@@ -226,17 +226,18 @@ fn thread_cpu_seconds() -> Vec<(String, f64, f64)> {
 }
 
 /// Feeds `total` spans in batches, one at a time as the `batch` processor sends them
-/// (`SQLITE_BENCH_IN_FLIGHT` more at once, as that many pipelines would).
+/// (`SQLITE_BENCH_IN_FLIGHT` sets how many at once, as that many pipelines would send).
 async fn ingest(store: &Store, total: usize, batch_size: usize, start: u64) -> Duration {
     let mut rng = Rng(0x9e3779b97f4a7c15);
     let batches: Vec<Traces> = (0..total / batch_size)
         .map(|b| make_batch(&mut rng, (b * batch_size) as u64, batch_size as u64, start))
         .collect();
+    let at_once = env("SQLITE_BENCH_IN_FLIGHT", 1).max(1);
     let began = Instant::now();
     let mut in_flight: tokio::task::JoinSet<Result<(), teletrace_core::ConsumeError>> =
         tokio::task::JoinSet::new();
     for traces in batches {
-        if in_flight.len() >= env("SQLITE_BENCH_IN_FLIGHT", 1) {
+        if in_flight.len() >= at_once {
             in_flight.join_next().await.unwrap().unwrap().unwrap();
         }
         let exporter = store.exporter.clone();

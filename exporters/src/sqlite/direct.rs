@@ -330,10 +330,20 @@ impl Drop for Statement<'_> {
     }
 }
 
+/// Takes `conn`'s handle and runs `f` with it in one synchronous call (see [`blocking`]):
+/// how the writer runs each of its transactions.
+pub(crate) async fn with_session<R>(
+    conn: &mut SqliteConnection,
+    f: impl FnOnce(&Session<'_>) -> R,
+) -> std::result::Result<R, sqlx::Error> {
+    let session = Session::lock(conn).await?;
+    Ok(blocking(|| f(&session)))
+}
+
 /// Runs `f`, which blocks its thread for a while (a direct transaction): on a
 /// multi-threaded Tokio runtime the worker's other tasks move elsewhere meanwhile; on a
 /// single-threaded one (tests) it runs in place.
-pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),

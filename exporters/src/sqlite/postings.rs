@@ -21,7 +21,7 @@
 
 use super::attributes::{self, ViewRow};
 use super::batch::Counters;
-use super::direct::{self, blocking, Session};
+use super::direct::{self, with_session, Session};
 use super::insert::{insert_all, InsertSpec, TableRows};
 use super::value::{any_json, hex, static_type, SqlValue};
 use futures::TryStreamExt as _;
@@ -273,8 +273,7 @@ pub(crate) async fn seal_pending(
     let pending = pending(conn, current).await?;
     for bucket in &pending {
         let built = build(conn, *bucket).await?;
-        let session = Session::lock(conn).await?;
-        if blocking(|| write(&session, spec, &built))? {
+        if with_session(conn, |s| write(s, spec, &built)).await?? {
             counters.sealed_from_spans.add(1);
         }
     }
@@ -385,8 +384,10 @@ mod tests {
     }
 
     async fn write_locked(conn: &mut SqliteConnection, spec: &InsertSpec, built: &Built) -> bool {
-        let session = Session::lock(conn).await.unwrap();
-        write(&session, spec, built).unwrap()
+        with_session(conn, |s| write(s, spec, built))
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     #[tokio::test]

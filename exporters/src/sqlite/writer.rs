@@ -3,7 +3,7 @@
 
 use super::batch::{self, describe, Counters, Prepared, Specs};
 use super::config::SqliteConfig;
-use super::direct::{self, blocking, Session};
+use super::direct::{self, with_session, Session};
 use super::errors::{consume_error, is_refusal};
 use super::insert::insert_all;
 use super::postings;
@@ -232,10 +232,11 @@ async fn write_batch(
         .as_mut()
         .ok_or_else(|| ConsumeError::retryable("sqlite exporter is shut down"))?;
     let bucket = prepared.segment.bucket;
-    let written = match Session::lock(conn).await {
-        Ok(session) => blocking(|| write_prepared(&session, specs, counters, prepared, true)),
-        Err(e) => return Err(consume_error(&e)),
-    };
+    let written =
+        match with_session(conn, |s| write_prepared(s, specs, counters, prepared, true)).await {
+            Ok(written) => written,
+            Err(e) => return Err(consume_error(&e)),
+        };
     match written {
         Ok(written) => {
             counters
@@ -273,12 +274,12 @@ async fn write_batch(
             if !is_refusal(&e) {
                 return Err(consume_error(&e));
             }
-            let refused = match Session::lock(conn).await {
-                Ok(session) => {
-                    blocking(|| find_refused_span(&session, specs, counters, &resource_spans))
-                }
-                Err(_) => None,
-            };
+            let refused = with_session(conn, |s| {
+                find_refused_span(s, specs, counters, &resource_spans)
+            })
+            .await
+            .ok()
+            .flatten();
             Err(refused.unwrap_or_else(|| consume_error(&e)))
         }
     }
@@ -392,8 +393,8 @@ impl Sealer {
         let Some(conn) = guard.as_mut() else {
             return Ok(false);
         };
-        let session = Session::lock(conn).await?;
-        let wrote = blocking(|| postings::write(&session, &self.specs.postings, &built))?;
+        let wrote =
+            with_session(conn, |s| postings::write(s, &self.specs.postings, &built)).await??;
         if wrote {
             counter.add(1);
         }
