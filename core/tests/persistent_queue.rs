@@ -68,6 +68,7 @@ fn settings(dir: &std::path::Path) -> ExporterHelperSettings {
             num_consumers: 2,
             sizer: Sizer::Requests,
             queue_size: 100,
+            block_on_overflow: false,
             storage: Some(dir.to_path_buf()),
         },
         retry: RetrySettings {

@@ -5,8 +5,10 @@
 //! ```
 //! `SQLITE_BENCH_SPANS` (default 200,000 for ingest, 1,000,000 for queries) and
 //! `SQLITE_BENCH_BATCH` (default 1,000 spans per batch) change the sizes;
-//! `SQLITE_BENCH_IN_FLIGHT` (default 1, as the `batch` processor sends) how many batches
-//! the ingest run has in flight;
+//! the ingest run feeds the exporter as the service builds it (behind its sending queue,
+//! with the defaults) one batch at a time, as the `batch` processor sends, and counts
+//! until shutdown has drained the queue; `SQLITE_BENCH_STORE_ONLY=1` feeds the store
+//! itself (no queue) with `SQLITE_BENCH_IN_FLIGHT` (default 1) batches at once;
 //! `SQLITE_BENCH_DROP` (`;`-separated SQL, e.g. `DROP INDEX duration_index`) runs before
 //! the ingest measurement, to see what an index costs; `SQLITE_BENCH_KEEP=1` keeps the
 //! query benchmark's database for `sqlite_bench_reads_on_kept_database`. Span and trace
@@ -44,9 +46,12 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use serde_json::json;
 use sqlite_common::*;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use teletrace_core::registry::{self, BuildContext};
 use teletrace_core::storage::{Operator, SearchRequest, Timeframe};
-use teletrace_core::{Consumer, Lifecycle, Traces};
+use teletrace_core::telemetry::Metrics;
+use teletrace_core::{ComponentId, Consumer, Exporter, FactoryRef, Host, Kind, Lifecycle, Traces};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -225,13 +230,16 @@ fn thread_cpu_seconds() -> Vec<(String, f64, f64)> {
     threads
 }
 
-/// Feeds `total` spans in batches, one at a time as the `batch` processor sends them
-/// (`SQLITE_BENCH_IN_FLIGHT` sets how many at once, as that many pipelines would send).
-async fn ingest(store: &Store, total: usize, batch_size: usize, start: u64) -> Duration {
+/// `total` spans in batches of `batch_size`.
+fn batches(total: usize, batch_size: usize, start: u64) -> Vec<Traces> {
     let mut rng = Rng(0x9e3779b97f4a7c15);
-    let batches: Vec<Traces> = (0..total / batch_size)
+    (0..total / batch_size)
         .map(|b| make_batch(&mut rng, (b * batch_size) as u64, batch_size as u64, start))
-        .collect();
+        .collect()
+}
+
+/// Feeds `batches` to the store itself, `SQLITE_BENCH_IN_FLIGHT` at once.
+async fn ingest_into_store(store: &Store, batches: Vec<Traces>) -> Duration {
     let at_once = env("SQLITE_BENCH_IN_FLIGHT", 1).max(1);
     let began = Instant::now();
     let mut in_flight: tokio::task::JoinSet<Result<(), teletrace_core::ConsumeError>> =
@@ -249,12 +257,45 @@ async fn ingest(store: &Store, total: usize, batch_size: usize, start: u64) -> D
     began.elapsed()
 }
 
+/// Feeds `batches` one after another to `exporter` as the service built it, and shuts it
+/// down, which drains the sending queue: the time until every span is stored.
+async fn ingest_through_service(exporter: &dyn Exporter, batches: Vec<Traces>) -> Duration {
+    let began = Instant::now();
+    for traces in batches {
+        exporter.consume(traces).await.unwrap();
+    }
+    exporter.shutdown().await.unwrap();
+    began.elapsed()
+}
+
+/// The `sqlite` exporter as the service builds it (the store behind its sending queue,
+/// with the default settings), writing to `path`, started.
+async fn service_exporter(path: &std::path::Path, metrics: Metrics) -> Arc<dyn Exporter> {
+    teletrace_exporters::link();
+    let registration = registry::find(Kind::Exporter, "sqlite").unwrap();
+    let FactoryRef::Exporter(factory) = registration.factory else {
+        panic!("sqlite is an exporter");
+    };
+    let yaml = serde_yaml::from_str(&format!("path: {}", path.display())).unwrap();
+    let config = registration.factory.parse_config(&yaml).unwrap();
+    let ctx = BuildContext {
+        id: ComponentId::parse("sqlite").unwrap(),
+        pipeline: None,
+        metrics,
+        host: Host::default(),
+    };
+    let exporter = factory.create(&ctx, config).unwrap();
+    exporter.start(&Host::default()).await.unwrap();
+    exporter
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run with --release --ignored --nocapture"]
 async fn sqlite_bench_ingest() {
     allocators_as_in_the_binary();
     let total = env("SQLITE_BENCH_SPANS", 200_000);
     let batch_size = env("SQLITE_BENCH_BATCH", 1_000);
+    let store_only = env("SQLITE_BENCH_STORE_ONLY", 0) == 1;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), |_| {}).await;
     if let Ok(drop) = std::env::var("SQLITE_BENCH_DROP") {
@@ -263,9 +304,24 @@ async fn sqlite_bench_ingest() {
             sqlx::query(stmt).execute(&mut conn).await.unwrap();
         }
     }
+    let batches = batches(total, batch_size, 1_700_000_000_000_000_000);
     let cpu_before = cpu_seconds();
     let stolen_before = stolen_seconds();
-    let elapsed = ingest(&store, total, batch_size, 1_700_000_000_000_000_000).await;
+    let elapsed = if store_only {
+        let elapsed = ingest_into_store(&store, batches).await;
+        store.exporter.shutdown().await.unwrap();
+        elapsed
+    } else {
+        store.exporter.shutdown().await.unwrap();
+        let metrics = Metrics::new();
+        let exporter = service_exporter(&store.path, metrics.clone()).await;
+        let elapsed = ingest_through_service(&*exporter, batches).await;
+        assert_eq!(
+            metrics.counter_total("otelcol_exporter_sent_spans"),
+            total as u64 / batch_size as u64 * batch_size as u64
+        );
+        elapsed
+    };
     let cpu = cpu_seconds() - cpu_before;
     let stolen = stolen_seconds() - stolen_before;
     for (name, ran, waited) in thread_cpu_seconds() {
@@ -273,8 +329,13 @@ async fn sqlite_bench_ingest() {
             println!("  thread {name}: {ran:.2} CPU-s, {waited:.2} s waiting for a CPU");
         }
     }
+    let how = if store_only {
+        "into the store"
+    } else {
+        "through the sending queue"
+    };
     println!(
-        "ingest: {total} spans (10 span + 5 resource attributes) in batches of {batch_size}: {:.2}s = {:.0} spans/s; {cpu:.2} CPU-s = {:.0} spans per CPU-second",
+        "ingest {how}: {total} spans (10 span + 5 resource attributes) in batches of {batch_size}: {:.2}s = {:.0} spans/s; {cpu:.2} CPU-s = {:.0} spans per CPU-second",
         elapsed.as_secs_f64(),
         total as f64 / elapsed.as_secs_f64(),
         total as f64 / cpu
@@ -283,7 +344,6 @@ async fn sqlite_bench_ingest() {
         "CPU time the hypervisor took from this VM meanwhile (steal, all cores): {stolen:.1} s \
          (more than a few seconds makes the run unfit for comparison)"
     );
-    store.exporter.shutdown().await.unwrap();
     let size = std::fs::metadata(&store.path).map(|m| m.len()).unwrap_or(0);
     println!("database size: {:.1} MiB", size as f64 / 1048576.0);
 }
@@ -316,7 +376,7 @@ async fn sqlite_bench_queries() {
         return;
     }
     let store = Store::open(dir.path(), |_| {}).await;
-    let elapsed = ingest(&store, total, batch_size, start).await;
+    let elapsed = ingest_into_store(&store, batches(total, batch_size, start)).await;
     println!(
         "loaded {total} spans in {:.1}s ({:.0} spans/s)",
         elapsed.as_secs_f64(),

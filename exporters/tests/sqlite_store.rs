@@ -14,6 +14,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use serde_json::json;
 use sqlite_common::*;
 use sqlx::{Connection as _, Row as _};
+use std::sync::Arc;
 use std::time::Duration;
 use teletrace_core::registry::{self, BuildContext};
 use teletrace_core::storage::Operator;
@@ -695,6 +696,76 @@ async fn sqlite_a_batch_is_one_transaction_however_big() {
     store.exporter.shutdown().await.unwrap();
 }
 
+/// The build context of exporter `sqlite/test`, with metrics of its own.
+fn context() -> BuildContext {
+    BuildContext {
+        id: ComponentId::parse("sqlite/test").unwrap(),
+        pipeline: None,
+        metrics: Metrics::new(),
+        host: Host::default(),
+    }
+}
+
+/// The `sqlite` exporter as the service builds it (behind the sending queue), from `yaml`.
+fn built(yaml: &str, ctx: &BuildContext) -> Arc<dyn teletrace_core::Exporter> {
+    let _ = teletrace_exporters::link;
+    let registration = registry::find(Kind::Exporter, "sqlite").expect("sqlite registered");
+    let teletrace_core::FactoryRef::Exporter(factory) = registration.factory else {
+        panic!("not an exporter factory");
+    };
+    let value: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+    let config = registration.factory.parse_config(&value).unwrap();
+    factory.create(ctx, config).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_full_sending_queue_makes_senders_wait_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spans.db");
+    let ctx = context();
+    let exporter = built(
+        &format!(
+            "path: {}\nsending_queue: {{num_consumers: 1, queue_size: 1}}",
+            path.display()
+        ),
+        &ctx,
+    );
+    exporter.start(&Host::default()).await.unwrap();
+    // Twenty senders at once against one consumer and room for one batch.
+    let senders: Vec<_> = (0..20u64)
+        .map(|b| {
+            let exporter = exporter.clone();
+            tokio::spawn(async move {
+                let spans = (0..500)
+                    .map(|i| span(b, b * 1000 + i, "flood", 1 + i, 1, vec![]))
+                    .collect();
+                exporter.consume(batch(vec![], spans)).await
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender
+            .await
+            .unwrap()
+            .expect("a full queue waits, it does not refuse");
+    }
+    exporter.shutdown().await.unwrap();
+    let metrics = &ctx.metrics;
+    assert_eq!(
+        metrics.counter_total("otelcol_exporter_enqueue_failed_spans"),
+        0
+    );
+    assert_eq!(metrics.counter_total("otelcol_exporter_sent_spans"), 10_000);
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM spans")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(stored, 10_000);
+}
+
 #[tokio::test]
 async fn sqlite_building_opens_nothing_and_the_reader_waits_for_start() {
     let _ = teletrace_exporters::link;
@@ -708,34 +779,65 @@ async fn sqlite_building_opens_nothing_and_the_reader_waits_for_start() {
     let teletrace_core::FactoryRef::Exporter(factory) = registration.factory else {
         panic!("not an exporter factory");
     };
-    let ctx = BuildContext {
-        id: ComponentId::parse("sqlite/test").unwrap(),
-        pipeline: None,
-        metrics: Metrics::new(),
-        host: Host::default(),
-    };
-    let exporter = factory.create(&ctx, config).unwrap();
+    let exporter = factory.create(&context(), config).unwrap();
     assert!(!path.exists(), "building must not create the database");
     let reader = exporter.reader().expect("reader right after build");
     match reader.tags().await {
         Err(StorageError::Backend(m)) => assert!(m.contains("not started")),
         other => panic!("expected not started, got {other:?}"),
     }
-    assert!(exporter
-        .consume(batch(vec![], vec![span(1, 1, "x", 1, 1, vec![])]))
+    // The service never sends before start; if something does, the sending queue holds
+    // the batch until the store is open.
+    exporter
+        .consume(batch(vec![], vec![span(1, 1, "early", 1, 1, vec![])]))
         .await
-        .unwrap_err()
-        .is_retryable());
+        .unwrap();
     exporter.consume(Traces::default()).await.unwrap();
+    assert!(!path.exists(), "the queued batch waits for start");
 
     exporter.start(&Host::default()).await.unwrap();
     assert!(path.exists());
     exporter
-        .consume(batch(vec![], vec![span(1, 1, "x", 1, 1, vec![])]))
+        .consume(batch(vec![], vec![span(1, 2, "late", 2, 1, vec![])]))
         .await
         .unwrap();
+    let mut names = Vec::new();
+    for _ in 0..200 {
+        let id: [u8; 16] = trace_id(1).try_into().unwrap();
+        names = reader
+            .get_trace(&id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.span.name)
+            .collect();
+        if names.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    names.sort();
+    assert_eq!(names, ["early", "late"]);
     assert!(reader.tags().await.unwrap().len() > 10);
     exporter.shutdown().await.unwrap();
     exporter.shutdown().await.unwrap();
-    let _ = SqliteExporter::new;
+}
+
+#[tokio::test]
+async fn sqlite_store_used_directly_refuses_batches_before_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = teletrace_exporters::sqlite::SqliteConfig {
+        path: dir.path().join("spans.db").display().to_string(),
+        ..Default::default()
+    };
+    let store = SqliteExporter::new("sqlite", config, &Metrics::new());
+    let err = store
+        .consume(batch(vec![], vec![span(1, 1, "x", 1, 1, vec![])]))
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_retryable() && err.message().contains("not started"),
+        "{err}"
+    );
+    store.consume(Traces::default()).await.unwrap();
 }

@@ -9,7 +9,8 @@
 //! `sending_queue`, `retry_on_failure` and `timeout`.
 //!
 //! With the queue on, `consume` puts the batch in the queue and returns (a full queue is a
-//! retryable error) and `num_consumers` tasks send from it; with the queue off, `consume`
+//! retryable error, or with `block_on_overflow` a wait for room) and `num_consumers` tasks
+//! send from it; with the queue off, `consume`
 //! sends with retries in the caller's task and returns the final result.
 
 mod backoff;
@@ -22,7 +23,7 @@ pub use metrics::{
     METRIC_ENQUEUE_FAILED_SPANS, METRIC_QUEUE_CAPACITY, METRIC_QUEUE_SIZE,
     METRIC_SEND_FAILED_SPANS, METRIC_SENT_SPANS,
 };
-pub use settings::{ExporterHelperSettings, QueueSettings, RetrySettings, Sizer};
+pub use settings::{ExporterHelperSettings, QueueKeys, QueueSettings, RetrySettings, Sizer};
 
 use crate::component::{ComponentError, ComponentId, Exporter, Host, Lifecycle};
 use crate::consumer::{ConsumeError, Consumer};
@@ -281,7 +282,8 @@ impl<S: Sender> QueuedRetryExporter<S> {
                             ))
                         })?
                 }
-            }))
+            }
+            .blocking_on_overflow(q.block_on_overflow)))
         } else {
             None
         };

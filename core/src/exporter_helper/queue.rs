@@ -70,7 +70,13 @@ pub(crate) fn size_of(sizer: Sizer, traces: &mut Traces) -> u64 {
 /// [`finish`](BatchQueue::finish).
 pub(crate) struct BatchQueue {
     state: Mutex<State>,
+    /// Notified when a batch becomes visible to consumers.
     ready: Notify,
+    /// Notified when room may have been made (a batch taken, a push abandoned, closing),
+    /// for pushes waiting under `block_on_overflow`.
+    room: Notify,
+    /// A push that does not fit waits for room instead of failing.
+    block_on_overflow: bool,
     capacity: u64,
     sizer: Sizer,
     journal: Option<Mutex<Journal>>,
@@ -91,6 +97,8 @@ impl BatchQueue {
         BatchQueue {
             state: Mutex::new(State::default()),
             ready: Notify::new(),
+            room: Notify::new(),
+            block_on_overflow: false,
             capacity: capacity as u64,
             sizer,
             journal: None,
@@ -149,11 +157,20 @@ impl BatchQueue {
                 ..State::default()
             }),
             ready: Notify::new(),
+            room: Notify::new(),
+            block_on_overflow: false,
             capacity: capacity as u64,
             sizer,
             journal: Some(Mutex::new(journal)),
             size,
         })
+    }
+
+    /// The same queue, where a push that does not fit waits for room (the collector's
+    /// `sending_queue::block_on_overflow`) instead of failing.
+    pub fn blocking_on_overflow(mut self, block: bool) -> Self {
+        self.block_on_overflow = block;
+        self
     }
 
     /// True when batches are kept on disk.
@@ -171,14 +188,16 @@ impl BatchQueue {
         lock(&self.state).pending_size
     }
 
-    /// Why a batch offered now would be refused (full or closed), without taking one.
+    /// Why a batch offered now would be refused (full or closed), without taking one. A
+    /// queue that blocks on overflow refuses only once closed: a full one makes the push
+    /// wait instead.
     pub fn refusal(&self) -> Option<ConsumeError> {
         let state = lock(&self.state);
         if state.closed {
             Some(ConsumeError::retryable(
                 "sending queue is closed (shutting down)",
             ))
-        } else if state.used() >= self.capacity {
+        } else if state.used() >= self.capacity && !self.block_on_overflow {
             Some(self.full())
         } else {
             None
@@ -194,22 +213,34 @@ impl BatchQueue {
         ))
     }
 
-    /// Adds a batch, or fails with a retryable error when it does not fit or the queue
-    /// is closed. Once this returns `Ok` the batch is durable (persistent queue).
+    /// Adds a batch, or fails with a retryable error when the queue is closed or the
+    /// batch does not fit; with `block_on_overflow` a batch that does not fit waits until
+    /// it does (or the queue closes). Once this returns `Ok` the batch is durable
+    /// (persistent queue). Cancelling a waiting push leaves the queue unchanged.
     pub async fn push(self: &Arc<Self>, mut traces: Traces) -> Result<(), ConsumeError> {
         let size = size_of(self.sizer, &mut traces);
-        {
-            let mut state = lock(&self.state);
-            if state.closed {
-                return Err(ConsumeError::retryable(
-                    "sending queue is closed (shutting down)",
-                ));
+        loop {
+            // Registered before the check, so room made after it is not missed.
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut state = lock(&self.state);
+                if state.closed {
+                    return Err(ConsumeError::retryable(
+                        "sending queue is closed (shutting down)",
+                    ));
+                }
+                if state.fits(size, self.capacity) {
+                    state.reserved += 1;
+                    state.reserved_size += size;
+                    break;
+                }
+                if !self.block_on_overflow {
+                    return Err(self.full());
+                }
             }
-            if !state.fits(size, self.capacity) {
-                return Err(self.full());
-            }
-            state.reserved += 1;
-            state.reserved_size += size;
+            room.await;
         }
         if self.journal.is_none() {
             self.publish(Ok(None), traces, size);
@@ -248,6 +279,9 @@ impl BatchQueue {
             self.size.set(gauge_value(state.pending_size));
             self.ready.notify_one();
         }
+        if written.is_err() {
+            self.room.notify_waiters();
+        }
         if state.closed && state.reserved == 0 {
             self.ready.notify_waiters();
         }
@@ -264,6 +298,7 @@ impl BatchQueue {
                 if let Some(entry) = state.pending.pop_front() {
                     state.pending_size -= entry.size;
                     self.size.set(gauge_value(state.pending_size));
+                    self.room.notify_waiters();
                     if !state.pending.is_empty() {
                         // Another consumer may be idle while more is waiting.
                         self.ready.notify_one();
@@ -306,6 +341,7 @@ impl BatchQueue {
     pub fn close(&self) {
         lock(&self.state).closed = true;
         self.ready.notify_waiters();
+        self.room.notify_waiters();
     }
 
     /// Batches on disk not yet acknowledged (persistent queue), for tests.

@@ -39,10 +39,40 @@ pub struct QueueSettings {
     /// What `queue_size` counts: `requests` (default), `items` (spans) or `bytes`.
     pub sizer: Sizer,
     /// Capacity of the queue in `sizer` units (default 1000); a full queue is a retryable
-    /// error.
+    /// error, unless `block_on_overflow`.
     pub queue_size: usize,
+    /// A batch that does not fit waits for room instead of being refused (default false).
+    pub block_on_overflow: bool,
     /// A directory: the queue lives on disk there and survives restarts.
     pub storage: Option<PathBuf>,
+}
+
+/// The `sending_queue` keys a config sets, each `None` when absent: for exporters whose
+/// own defaults differ from the collector's ([`QueueSettings::default`]), so that a
+/// config setting one key keeps the exporter's defaults for the others.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueKeys {
+    enabled: Option<bool>,
+    num_consumers: Option<usize>,
+    sizer: Option<Sizer>,
+    queue_size: Option<usize>,
+    block_on_overflow: Option<bool>,
+    storage: Option<PathBuf>,
+}
+
+impl QueueKeys {
+    /// `defaults` with the keys that were set replaced.
+    pub fn over(self, defaults: QueueSettings) -> QueueSettings {
+        QueueSettings {
+            enabled: self.enabled.unwrap_or(defaults.enabled),
+            num_consumers: self.num_consumers.unwrap_or(defaults.num_consumers),
+            sizer: self.sizer.unwrap_or(defaults.sizer),
+            queue_size: self.queue_size.unwrap_or(defaults.queue_size),
+            block_on_overflow: self.block_on_overflow.unwrap_or(defaults.block_on_overflow),
+            storage: self.storage.or(defaults.storage),
+        }
+    }
 }
 
 impl Default for QueueSettings {
@@ -52,6 +82,7 @@ impl Default for QueueSettings {
             num_consumers: 10,
             sizer: Sizer::Requests,
             queue_size: 1000,
+            block_on_overflow: false,
             storage: None,
         }
     }

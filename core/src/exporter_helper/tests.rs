@@ -69,6 +69,7 @@ fn settings(queue: bool) -> ExporterHelperSettings {
             num_consumers: 1,
             sizer: Sizer::Requests,
             queue_size: 2,
+            block_on_overflow: false,
             storage: None,
         },
         retry: RetrySettings {
@@ -137,6 +138,87 @@ async fn full_queue_is_a_retryable_error_counted_as_enqueue_failed() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn block_on_overflow_makes_consume_wait_for_room_instead_of_refusing() {
+    // The sender holds each batch until released: one in flight, two queued, then full.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let g = gate.clone();
+    let (sender, attempts) = Scripted::new(move |_, _| {
+        let g = g.clone();
+        async move {
+            g.acquire().await.unwrap().forget();
+            Ok(())
+        }
+        .boxed()
+    });
+    let mut s = settings(true);
+    s.timeout = Duration::ZERO;
+    s.queue.block_on_overflow = true;
+    let (exp, metrics) = exporter(s, sender);
+    let exp = Arc::new(exp);
+    exp.start(&Host::default()).await.unwrap();
+    exp.consume(batch(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    exp.consume(batch(2)).await.unwrap();
+    exp.consume(batch(3)).await.unwrap();
+    exp.admit()
+        .expect("a blocking queue does not refuse when full");
+    let waiting = tokio::spawn({
+        let exp = exp.clone();
+        async move { exp.consume(batch(4)).await }
+    });
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(!waiting.is_finished(), "the fourth batch waits for room");
+    assert_eq!(exp.queue_len(), 2);
+    gate.add_permits(1);
+    waiting
+        .await
+        .unwrap()
+        .expect("taken once the consumer made room");
+    assert_eq!(exp.queue_len(), 2);
+    gate.add_permits(3);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(attempts.load(Ordering::SeqCst), 4);
+    assert_eq!(series(&metrics, METRIC_SENT_SPANS).as_deref(), Some("10"));
+    assert_eq!(
+        series(&metrics, METRIC_ENQUEUE_FAILED_SPANS).as_deref(),
+        Some("0")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_releases_a_consume_waiting_for_room() {
+    let (sender, _) = Scripted::new(|_, _| futures::future::pending().boxed());
+    let mut s = settings(true);
+    s.timeout = Duration::ZERO;
+    s.queue.block_on_overflow = true;
+    let (exp, metrics) = exporter(s, sender);
+    let exp = Arc::new(exp);
+    exp.start(&Host::default()).await.unwrap();
+    for n in 1..=3 {
+        exp.consume(batch(n)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let waiting = tokio::spawn({
+        let exp = exp.clone();
+        async move { exp.consume(batch(4)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(!waiting.is_finished());
+    // Shutdown closes the queue; the consumer never finishes, so it is not awaited.
+    exp.inner.stop.cancel();
+    exp.queue.as_ref().unwrap().close();
+    let err = waiting.await.unwrap().unwrap_err();
+    assert!(
+        err.is_retryable() && err.message().contains("closed"),
+        "{err}"
+    );
+    assert_eq!(
+        series(&metrics, METRIC_ENQUEUE_FAILED_SPANS).as_deref(),
+        Some("4")
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn items_sizer_bounds_the_queue_in_spans() {
     // The consumer holds the first batch; then 10 spans of room.
     let (sender, _) = Scripted::new(|_, _| futures::future::pending().boxed());
@@ -177,6 +259,25 @@ fn sizer_is_parsed_with_the_collector_names() {
     assert_eq!(parse("sizer: items").unwrap().sizer, Sizer::Items);
     assert_eq!(parse("sizer: bytes").unwrap().sizer, Sizer::Bytes);
     assert!(parse("sizer: spans").is_err());
+    assert!(!parse("{}").unwrap().block_on_overflow);
+    assert!(parse("block_on_overflow: true").unwrap().block_on_overflow);
+}
+
+#[test]
+fn queue_keys_replace_only_what_a_config_sets() {
+    let own = QueueSettings {
+        num_consumers: 2,
+        queue_size: 8,
+        block_on_overflow: true,
+        ..QueueSettings::default()
+    };
+    let keys = |yaml: &str| serde_yaml::from_str::<QueueKeys>(yaml).map(|k| k.over(own.clone()));
+    assert_eq!(keys("{}").unwrap(), own);
+    let set = keys("num_consumers: 4\nstorage: /q").unwrap();
+    assert_eq!((set.num_consumers, set.queue_size), (4, 8));
+    assert!(set.block_on_overflow);
+    assert_eq!(set.storage.as_deref(), Some(std::path::Path::new("/q")));
+    assert!(keys("num_consumer: 4").is_err(), "unknown keys are refused");
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,9 +1,12 @@
 //! The `sqlite` exporter's config: every key, its default, and the checks serde cannot
 //! express.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer};
 use std::time::Duration;
 use teletrace_core::config::duration;
+use teletrace_core::exporter_helper::{
+    ExporterHelperSettings, QueueKeys, QueueSettings, RetrySettings,
+};
 use teletrace_core::ComponentConfig;
 
 /// Journal modes SQLite accepts (`PRAGMA journal_mode`).
@@ -13,7 +16,7 @@ pub const JOURNAL_MODES: &[&str] = &["wal", "delete", "truncate", "persist", "me
 pub const SYNCHRONOUS_LEVELS: &[&str] = &["off", "normal", "full", "extra"];
 
 /// Config of the `sqlite` exporter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SqliteConfig {
     /// Database file; created with its parent directory on start when missing.
@@ -34,6 +37,45 @@ pub struct SqliteConfig {
     pub synchronous: String,
     /// Size of the read connection pool serving queries.
     pub max_connections: u32,
+    /// Time limit of one attempt to store a batch; `0` (the default) is none: SQLite's
+    /// own `busy_timeout` bounds the waits for a lock.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// The exporter helper's `sending_queue`, with this exporter's defaults
+    /// ([`default_queue`]) for the keys a config leaves out.
+    #[serde(deserialize_with = "queue_over_defaults")]
+    pub sending_queue: QueueSettings,
+    /// The exporter helper's `retry_on_failure` (the collector's defaults): a locked or
+    /// full database is retried with backoff.
+    pub retry_on_failure: RetrySettings,
+}
+
+/// The `sqlite` exporter's `sending_queue` defaults. Two consumers: one batch is prepared
+/// while the other is written on the single writer connection (more would only hold more
+/// batches in memory). Four batches waiting, and a full queue makes the sender wait
+/// (`block_on_overflow`) rather than drop: a local store pushes back on its receivers.
+pub fn default_queue() -> QueueSettings {
+    QueueSettings {
+        num_consumers: 2,
+        queue_size: 4,
+        block_on_overflow: true,
+        ..QueueSettings::default()
+    }
+}
+
+fn queue_over_defaults<'de, D: Deserializer<'de>>(d: D) -> Result<QueueSettings, D::Error> {
+    QueueKeys::deserialize(d).map(|keys| keys.over(default_queue()))
+}
+
+impl SqliteConfig {
+    /// The exporter helper's settings from `timeout`, `sending_queue`, `retry_on_failure`.
+    pub fn helper_settings(&self) -> ExporterHelperSettings {
+        ExporterHelperSettings {
+            timeout: self.timeout,
+            queue: self.sending_queue.clone(),
+            retry: self.retry_on_failure.clone(),
+        }
+    }
 }
 
 impl Default for SqliteConfig {
@@ -46,6 +88,9 @@ impl Default for SqliteConfig {
             busy_timeout: Duration::from_secs(5),
             synchronous: "normal".into(),
             max_connections: 4,
+            timeout: Duration::ZERO,
+            sending_queue: default_queue(),
+            retry_on_failure: RetrySettings::default(),
         }
     }
 }
@@ -109,6 +154,31 @@ mod tests {
         assert_eq!(config.busy_timeout, Duration::from_secs(5));
         assert_eq!(config.synchronous, "normal");
         assert_eq!(config.max_connections, 4);
+        assert_eq!(config.timeout, Duration::ZERO);
+        assert_eq!(config.sending_queue, default_queue());
+        assert!(config.sending_queue.enabled && config.sending_queue.block_on_overflow);
+        assert_eq!(
+            (
+                config.sending_queue.num_consumers,
+                config.sending_queue.queue_size
+            ),
+            (2, 4)
+        );
+        assert_eq!(config.retry_on_failure, RetrySettings::default());
+    }
+
+    #[test]
+    fn a_sending_queue_key_keeps_the_sqlite_defaults_of_the_others() {
+        let config = parse("sending_queue: {num_consumers: 1}").unwrap();
+        assert_eq!(config.sending_queue.num_consumers, 1);
+        assert_eq!(config.sending_queue.queue_size, 4);
+        assert!(config.sending_queue.block_on_overflow);
+        let off = parse("sending_queue: {enabled: false}").unwrap();
+        assert!(!off.sending_queue.enabled);
+        let e = parse("sending_queue: {num_consumers: many}").unwrap_err();
+        assert!(e.contains("sending_queue"), "{e}");
+        let e = parse("retry_on_failure: {multiplier: x}").unwrap_err();
+        assert!(e.contains("retry_on_failure"), "{e}");
     }
 
     #[test]

@@ -26,12 +26,14 @@ pub use reader::SqliteReader;
 pub use writer::SqliteExporter;
 
 use std::sync::Arc;
+use teletrace_core::exporter_helper::QueuedRetryExporter;
 use teletrace_core::registry::{
     BuildContext, Capability, ExporterFactory, FactoryRef, Registration,
 };
 use teletrace_core::{ComponentError, Exporter, Stability};
 
-/// Builds `sqlite` exporters. Building opens nothing; the database is opened on start.
+/// Builds `sqlite` exporters: the store behind the exporter helper's sending queue and
+/// retries. Building opens nothing; the database is opened on start.
 pub struct SqliteFactory;
 
 impl ExporterFactory for SqliteFactory {
@@ -42,11 +44,14 @@ impl ExporterFactory for SqliteFactory {
         ctx: &BuildContext,
         config: SqliteConfig,
     ) -> Result<Arc<dyn Exporter>, ComponentError> {
-        Ok(Arc::new(SqliteExporter::new(
-            &ctx.id.to_string(),
-            config,
+        let settings = config.helper_settings();
+        let store = SqliteExporter::new(&ctx.id.to_string(), config, &ctx.metrics);
+        Ok(Arc::new(QueuedRetryExporter::new(
+            ctx.id.clone(),
+            settings,
+            store,
             &ctx.metrics,
-        )))
+        )?))
     }
 }
 

@@ -19,6 +19,7 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{SystemTime, UNIX_EPOCH};
+use teletrace_core::exporter_helper::Sender;
 use teletrace_core::storage::TraceReader;
 use teletrace_core::telemetry::{Counter, Metrics};
 use teletrace_core::{ComponentError, ConsumeError, Consumer, Exporter, Host, Lifecycle, Traces};
@@ -595,6 +596,24 @@ impl Lifecycle for SqliteExporter {
     }
 }
 
+/// The service runs the exporter behind the exporter helper (`sending_queue`,
+/// `retry_on_failure`), which counts what is sent and what fails.
+#[async_trait]
+impl Sender for SqliteExporter {
+    async fn send(&self, traces: Traces) -> Result<(), ConsumeError> {
+        if traces.is_empty() {
+            return Ok(());
+        }
+        self.store(traces).await
+    }
+
+    fn reader(&self) -> Option<Arc<dyn TraceReader>> {
+        Some(self.reader.clone())
+    }
+}
+
+/// Stores each batch in the caller's task, with no queue and no retry, and counts the
+/// outcome as the exporter helper would: for embedding the store (tests, benchmarks).
 #[async_trait]
 impl Consumer for SqliteExporter {
     async fn consume(&self, traces: Traces) -> Result<(), ConsumeError> {
