@@ -22,7 +22,7 @@ use libsqlite3_sys as ffi;
 use sqlx::error::{DatabaseError, ErrorKind};
 use sqlx::sqlite::{LockedSqliteHandle, SqliteConnection};
 use std::borrow::Cow;
-use std::ffi::{c_char, c_int, CStr, CString};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::fmt;
 use std::ptr::NonNull;
 
@@ -170,6 +170,24 @@ impl<'c> Session<'c> {
             parameters: usize::try_from(parameters).unwrap_or(0),
             session: self,
         })
+    }
+
+    /// Sets this connection's WAL hook (`sqlite3_wal_hook`): after each commit, SQLite
+    /// calls `hook` with `context`, the connection, the database name and the pages the
+    /// WAL holds. It replaces SQLite's automatic checkpoint (`wal_autocheckpoint`) and
+    /// stays set after the session ends, for as long as the connection is open.
+    ///
+    /// # Safety
+    /// `hook` must be sound to call, from whichever thread commits on this connection,
+    /// with `context` and SQLite's arguments, for as long as the connection is open.
+    pub(crate) unsafe fn set_wal_hook(
+        &self,
+        hook: unsafe extern "C" fn(*mut c_void, *mut ffi::sqlite3, *const c_char, c_int) -> c_int,
+        context: *mut c_void,
+    ) {
+        // SAFETY: the handle is ours (the session holds the lock); the caller vouches for
+        // `hook` and `context`. The previous hook's context is returned and not needed.
+        unsafe { ffi::sqlite3_wal_hook(self.db.as_ptr(), Some(hook), context) };
     }
 
     /// A transaction that rolls back unless [`Transaction::commit`] is called.

@@ -6,6 +6,7 @@
 mod allocator;
 mod attributes;
 mod batch;
+mod checkpoint;
 pub mod config;
 mod direct;
 mod errors;

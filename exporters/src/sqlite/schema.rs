@@ -35,9 +35,6 @@ const WRITER_CACHE_KIB: i64 = 128 * 1024;
 const READER_CACHE_KIB: i64 = 32 * 1024;
 /// Memory-mapped I/O per connection, in bytes.
 const MMAP_BYTES: i64 = 1 << 30;
-/// WAL pages written before the writer checkpoints (SQLite's default is 1,000 = 4 MiB,
-/// which at ingest rates means a checkpoint and an fsync every batch or two).
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 /// The WAL is truncated back to this size after checkpoints.
 const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 /// Statements kept prepared per connection (the writer's multi-row inserts need about
@@ -70,7 +67,6 @@ pub(crate) async fn open_writer(config: &SqliteConfig) -> Result<SqliteConnectio
         .journal_mode(journal_mode)
         .pragma("cache_size", (-WRITER_CACHE_KIB).to_string())
         .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string())
-        .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
         // The multi-row inserts are long SQL texts; logging them helps nobody.
         .disable_statement_logging();
     let mut conn = SqliteConnection::connect_with(&options).await?;
@@ -79,6 +75,14 @@ pub(crate) async fn open_writer(config: &SqliteConfig) -> Result<SqliteConnectio
         return Err(e.into());
     }
     Ok(conn)
+}
+
+/// Opens the connection the background checkpointer copies the WAL into the database
+/// through (see `checkpoint.rs`); the writer has created the database by then.
+pub(crate) async fn open_checkpointer(
+    config: &SqliteConfig,
+) -> Result<SqliteConnection, sqlx::Error> {
+    SqliteConnection::connect_with(&base_options(config)?.disable_statement_logging()).await
 }
 
 /// Opens the read pool (connections are made on demand, read-only).

@@ -2,6 +2,7 @@
 //! connection, and hands out a reader over the same file.
 
 use super::batch::{self, describe, Counters, Prepared, Specs};
+use super::checkpoint::{Checkpointer, WalWatch};
 use super::config::SqliteConfig;
 use super::direct::{self, with_session, Session};
 use super::errors::{consume_error, is_refusal};
@@ -53,6 +54,8 @@ pub struct SqliteExporter {
     reader: Arc<SqliteReader>,
     phase: StdMutex<Phase>,
     retention: Mutex<Option<RetentionTask>>,
+    /// Copies the WAL into the database off the writer's thread (WAL mode only).
+    checkpointer: Mutex<Option<Checkpointer>>,
     sent: Arc<Counter>,
     failed: Arc<Counter>,
 }
@@ -84,6 +87,7 @@ impl SqliteExporter {
             pool,
             phase: StdMutex::new(Phase::Built),
             retention: Mutex::new(None),
+            checkpointer: Mutex::new(None),
             sent: metrics.counter(
                 "otelcol_exporter_sent_spans",
                 "Number of spans successfully sent to destination.",
@@ -180,6 +184,12 @@ impl SqliteExporter {
                 };
                 known.insert((source, key, type_name));
             }
+        }
+        if self.config.journal_mode.eq_ignore_ascii_case("wal") {
+            let watch = WalWatch::leaked();
+            with_session(&mut conn, |s| watch.install(s)).await?;
+            let checkpoints = schema::open_checkpointer(&self.config).await?;
+            *self.checkpointer.lock().await = Some(Checkpointer::spawn(checkpoints, watch));
         }
         let pool = schema::open_readers(&self.config)?;
         *self.writer.lock().await = Some(conn);
@@ -578,6 +588,9 @@ impl Lifecycle for SqliteExporter {
         self.set_phase(Phase::Stopped);
         if let Some(task) = self.retention.lock().await.take() {
             task.stop().await;
+        }
+        if let Some(checkpointer) = self.checkpointer.lock().await.take() {
+            checkpointer.stop().await;
         }
         // Waits for the write in progress, which holds the lock.
         let conn = self.writer.lock().await.take();
