@@ -165,9 +165,12 @@ impl<'c> Session<'c> {
         let stmt = NonNull::new(stmt).ok_or_else(|| misuse("SQL holds no statement"))?;
         // SAFETY: `stmt` was just prepared and is not finalised.
         let parameters = unsafe { ffi::sqlite3_bind_parameter_count(stmt.as_ptr()) };
+        // SAFETY: as above.
+        let columns = unsafe { ffi::sqlite3_column_count(stmt.as_ptr()) };
         Ok(Statement {
             stmt,
             parameters: usize::try_from(parameters).unwrap_or(0),
+            columns,
             session: self,
         })
     }
@@ -239,7 +242,73 @@ fn misuse(message: &str) -> CallError {
 pub(crate) struct Statement<'s> {
     stmt: NonNull<ffi::sqlite3_stmt>,
     parameters: usize,
+    /// Columns of each result row.
+    columns: c_int,
     session: &'s Session<'s>,
+}
+
+/// The current result row of a statement stepped by [`Statement::rows`]. It lives only
+/// within one call of the caller's closure, before the next step, so the text its
+/// columns lend stays valid as long as it does.
+pub(crate) struct Row<'r> {
+    stmt: NonNull<ffi::sqlite3_stmt>,
+    columns: c_int,
+    _current: std::marker::PhantomData<&'r ()>,
+}
+
+impl Row<'_> {
+    fn check(&self, column: c_int) -> Result<()> {
+        if (0..self.columns).contains(&column) {
+            Ok(())
+        } else {
+            Err(misuse(&format!(
+                "column {column} of a row of {} columns",
+                self.columns
+            )))
+        }
+    }
+
+    /// Whether the column is NULL.
+    pub(crate) fn is_null(&self, column: c_int) -> Result<bool> {
+        self.check(column)?;
+        // SAFETY: a row is current (a `Row` exists only between a step that returned
+        // SQLITE_ROW and the next one) and `column` is in range.
+        Ok(unsafe { ffi::sqlite3_column_type(self.stmt.as_ptr(), column) } == ffi::SQLITE_NULL)
+    }
+
+    /// The column as an integer (SQLite's conversion: NULL is 0).
+    pub(crate) fn int(&self, column: c_int) -> Result<i64> {
+        self.check(column)?;
+        // SAFETY: as in `is_null`.
+        Ok(unsafe { ffi::sqlite3_column_int64(self.stmt.as_ptr(), column) })
+    }
+
+    /// The column as text; `None` when NULL. Text that is not UTF-8 is an error.
+    pub(crate) fn text(&self, column: c_int) -> Result<Option<&str>> {
+        if self.is_null(column)? {
+            return Ok(None);
+        }
+        let stmt = self.stmt.as_ptr();
+        // SAFETY: as in `is_null`. `column_text` is called before `column_bytes`, as
+        // SQLite asks, so the length is that of the UTF-8 text returned.
+        let (text, len) = unsafe {
+            (
+                ffi::sqlite3_column_text(stmt, column),
+                ffi::sqlite3_column_bytes(stmt, column),
+            )
+        };
+        if text.is_null() {
+            // Out of memory while converting.
+            return Err(misuse("SQLite returned no text for a column"));
+        }
+        // SAFETY: SQLite returned `len` bytes at `text`, which stay valid until the next
+        // step, reset or finalize of the statement, none of which can happen while this
+        // row (which the returned borrow is tied to) is in use.
+        let bytes = unsafe { std::slice::from_raw_parts(text, usize::try_from(len).unwrap_or(0)) };
+        std::str::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| misuse(&format!("column {column} holds text that is not UTF-8")))
+    }
 }
 
 /// What a [`Statement::run`] saw: rows changed, and the first column of the first
@@ -273,6 +342,37 @@ impl Statement<'_> {
         // which `outcome` holds already.
         unsafe { ffi::sqlite3_reset(self.stmt.as_ptr()) };
         outcome
+    }
+
+    /// Binds `values` (one per parameter), steps through every result row, calling
+    /// `each` with it, and resets. Stops at the first error, `each`'s or SQLite's.
+    pub(crate) fn rows(
+        &mut self,
+        values: &[SqlValue],
+        mut each: impl FnMut(&Row<'_>) -> Result<()>,
+    ) -> Result<()> {
+        if values.len() != self.parameters {
+            return Err(misuse(&format!(
+                "{} values for {} parameters",
+                values.len(),
+                self.parameters
+            )));
+        }
+        let stepped = self.bind_all(values).and_then(|()| loop {
+            // SAFETY: the statement is live with every parameter bound.
+            match unsafe { ffi::sqlite3_step(self.stmt.as_ptr()) } {
+                ffi::SQLITE_ROW => each(&Row {
+                    stmt: self.stmt,
+                    columns: self.columns,
+                    _current: std::marker::PhantomData,
+                })?,
+                ffi::SQLITE_DONE => break Ok(()),
+                rc => break Err(self.session.error(rc)),
+            }
+        });
+        // SAFETY: the statement is live; see `run`.
+        unsafe { ffi::sqlite3_reset(self.stmt.as_ptr()) };
+        stepped
     }
 
     fn bind_all(&mut self, values: &[SqlValue]) -> Result<()> {
@@ -376,6 +476,69 @@ mod tests {
 
     async fn memory() -> SqliteConnection {
         SqliteConnection::connect("sqlite::memory:").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn rows_lend_each_column_and_stop_at_the_first_error() {
+        let mut conn = memory().await;
+        sqlx::query(
+            "CREATE TABLE t (a INTEGER, b TEXT); \
+             INSERT INTO t VALUES (1, 'one'), (2, NULL), (3, 'dr\u{e9}i'), (4, CAST(x'ff' AS TEXT))",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let session = Session::lock(&mut conn).await.unwrap();
+        let mut select = session
+            .prepare("SELECT a, b FROM t WHERE a <= ? ORDER BY a")
+            .unwrap();
+        let mut seen = Vec::new();
+        select
+            .rows(&[SqlValue::Int(3)], |row| {
+                seen.push((
+                    row.int(0)?,
+                    row.text(1)?.map(str::to_string),
+                    row.is_null(1)?,
+                ));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            seen,
+            [
+                (1, Some("one".to_string()), false),
+                (2, None, true),
+                (3, Some("dr\u{e9}i".to_string()), false)
+            ]
+        );
+        // A column past the row's end is an error, not a read out of bounds.
+        let err = select
+            .rows(&[SqlValue::Int(1)], |row| row.int(2).map(drop))
+            .unwrap_err();
+        assert_eq!(err.code, ffi::SQLITE_MISUSE, "{err}");
+        // Text that is not UTF-8 is refused, and the error stops the rows.
+        let mut calls = 0;
+        let err = select
+            .rows(&[SqlValue::Int(4)], |row| {
+                calls += 1;
+                row.text(1).map(drop)
+            })
+            .unwrap_err();
+        assert!(err.message.contains("not UTF-8"), "{err}");
+        assert_eq!(calls, 4);
+        // Reset after an error: the statement runs again.
+        let mut count = 0;
+        select
+            .rows(&[SqlValue::Int(2)], |_| {
+                count += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(count, 2);
+        assert!(
+            select.rows(&[], |_| Ok(())).is_err(),
+            "parameters are counted"
+        );
     }
 
     #[tokio::test]

@@ -4,16 +4,21 @@
 //! loaded once.
 
 use super::sql::Sql;
+use crate::sqlite::direct::{self, with_session, Row};
 use crate::sqlite::value::{
-    decode_any, json_to_any, kind_value, parse_double, status_value, unhex, SqlValue, BYTES, DOUBLE,
+    decode_any, hex, json_to_any, kind_value, parse_double, static_type, status_value, unhex,
+    SqlValue, BYTES, DOUBLE,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{Span, Status};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value as Json;
 use sqlx::sqlite::{SqliteRow, SqliteValueRef};
 use sqlx::{Row as _, SqliteConnection, TypeInfo as _, Value as _, ValueRef as _};
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use teletrace_core::storage::{StorageError, StoredSpan};
 
@@ -72,46 +77,48 @@ pub(crate) async fn by_rowids(
     Ok(spans)
 }
 
+/// The columns `load` selects for each span, in the order [`span_row`] reads them.
+const SPAN_COLUMNS: &str = "SELECT s.span_id, s.trace_id, s.trace_state, s.parent_span_id, \
+     s.name, s.kind, s.start_time_unix_nano, s.end_time_unix_nano, \
+     s.dropped_span_attributes_count, s.span_status_message, s.span_status_code, \
+     s.dropped_resource_attributes_count, s.dropped_events_count, s.dropped_links_count, \
+     s.duration, s.ingestion_time_unix_nano, s.instrumentation_scope_id, s.resource_set_id, \
+     EXISTS (SELECT 1 FROM events AS e WHERE e.span_id = s.span_id), \
+     EXISTS (SELECT 1 FROM links AS l WHERE l.span_id = s.span_id), \
+     s.attributes, s.rowid FROM spans AS s WHERE ";
+
 /// Loads the spans `which` (a condition on `spans AS s`) selects: one query for the span
-/// rows (their fields as one JSON array, which is cheaper to move than 20 columns) with
-/// their attributes, one each for the events and links of the spans that have any, then
-/// each resource and scope once. With `order` (rowid to position), the spans come in
-/// that order; otherwise in the order SQLite returns them.
+/// rows with their attributes, run through SQLite's C API in one call (`direct.rs`: the
+/// columns are read in place, with no row copied through sqlx's worker), one each for
+/// the events and links of the spans that have any, then each resource and scope once.
+/// With `order` (rowid to position), the spans come in that order; otherwise in the
+/// order SQLite returns them.
 async fn load(
     conn: &mut SqliteConnection,
     which: &Sql,
     order: Option<&HashMap<i64, usize>>,
 ) -> Result<Vec<StoredSpan>, StorageError> {
-    let mut sql = Sql::new(
-        "SELECT json_array(s.span_id, s.trace_id, s.trace_state, s.parent_span_id, s.name, s.kind, \
-         s.start_time_unix_nano, s.end_time_unix_nano, s.dropped_span_attributes_count, \
-         s.span_status_message, s.span_status_code, s.dropped_resource_attributes_count, \
-         s.dropped_events_count, s.dropped_links_count, s.duration, s.ingestion_time_unix_nano, \
-         s.instrumentation_scope_id, s.resource_set_id, \
-         EXISTS (SELECT 1 FROM events AS e WHERE e.span_id = s.span_id), \
-         EXISTS (SELECT 1 FROM links AS l WHERE l.span_id = s.span_id)), \
-         s.attributes, s.rowid FROM spans AS s WHERE ",
-    );
+    let mut sql = Sql::new(SPAN_COLUMNS);
     sql.append(which);
-    let rows = sql.fetch_all(conn).await.map_err(backend)?;
-    let mut partials = Vec::with_capacity(rows.len());
+    let mut partials = Vec::new();
     let mut with_events = Vec::new();
     let mut with_links = Vec::new();
-    for row in &rows {
-        let (partial, has_events, has_links) = span_row(row)?;
-        if has_events {
-            with_events.push(SqlValue::Text(crate::sqlite::value::hex(
-                &partial.stored.span.span_id,
-            )));
-        }
-        if has_links {
-            with_links.push(SqlValue::Text(crate::sqlite::value::hex(
-                &partial.stored.span.span_id,
-            )));
-        }
-        partials.push(partial);
-    }
-    drop(rows);
+    let read = with_session(conn, |session| {
+        session.prepare(sql.text())?.rows(sql.params(), |row| {
+            let (partial, has_events, has_links) = span_row(row)?;
+            if has_events {
+                with_events.push(SqlValue::Text(hex(&partial.stored.span.span_id)));
+            }
+            if has_links {
+                with_links.push(SqlValue::Text(hex(&partial.stored.span.span_id)));
+            }
+            partials.push(partial);
+            Ok(())
+        })
+    })
+    .await
+    .map_err(backend)?;
+    read.map_err(backend)?;
     if let Some(order) = order {
         partials.sort_by_key(|p| order.get(&p.rowid).copied().unwrap_or(usize::MAX));
     }
@@ -231,31 +238,6 @@ fn id_bytes(text: Option<String>) -> Vec<u8> {
     text.as_deref().and_then(unhex).unwrap_or_default()
 }
 
-/// The span fields as `load` selects them, in order.
-#[derive(serde::Deserialize)]
-struct SpanFields(
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-    Option<String>,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    Option<String>,
-    i64,
-    i64,
-);
-
 fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
@@ -264,90 +246,185 @@ fn to_u32(v: i64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
-/// A span row: the span, and whether it has events and links.
-fn span_row(row: &SqliteRow) -> Result<(Partial, bool, bool), StorageError> {
-    let fields: String = column(row, 0)?;
-    let attrs: Option<String> = column(row, 1)?;
-    let f: SpanFields = serde_json::from_str(&fields).map_err(backend)?;
+/// A span row as [`SPAN_COLUMNS`] selects it: the span, and whether it has events and
+/// links.
+fn span_row(row: &Row<'_>) -> direct::Result<(Partial, bool, bool)> {
+    let id = |column| {
+        row.text(column)
+            .map(|t| t.and_then(unhex).unwrap_or_default())
+    };
+    let text = |column| {
+        row.text(column)
+            .map(|t| t.map(str::to_string).unwrap_or_default())
+    };
+    let attributes = parse_attributes(row.text(20)?).map_err(|e| direct::CallError {
+        code: libsqlite3_sys::SQLITE_CORRUPT,
+        message: e.to_string(),
+    })?;
     let span = Span {
-        span_id: id_bytes(f.0),
-        trace_id: id_bytes(f.1),
-        trace_state: f.2.unwrap_or_default(),
-        parent_span_id: id_bytes(f.3),
+        span_id: id(0)?,
+        trace_id: id(1)?,
+        trace_state: text(2)?,
+        parent_span_id: id(3)?,
         flags: 0,
-        name: f.4.unwrap_or_default(),
-        kind: f.5.as_deref().and_then(kind_value).unwrap_or(0),
-        start_time_unix_nano: to_u64(f.6),
-        end_time_unix_nano: to_u64(f.7),
-        attributes: parse_attributes(attrs.as_deref())?,
-        dropped_attributes_count: to_u32(f.8),
+        name: text(4)?,
+        kind: row.text(5)?.and_then(kind_value).unwrap_or(0),
+        start_time_unix_nano: to_u64(row.int(6)?),
+        end_time_unix_nano: to_u64(row.int(7)?),
+        attributes,
+        dropped_attributes_count: to_u32(row.int(8)?),
         events: Vec::new(),
-        dropped_events_count: to_u32(f.12),
+        dropped_events_count: to_u32(row.int(12)?),
         links: Vec::new(),
-        dropped_links_count: to_u32(f.13),
+        dropped_links_count: to_u32(row.int(13)?),
         status: Some(Status {
-            message: f.9.unwrap_or_default(),
-            code: f.10.as_deref().and_then(status_value).unwrap_or(0),
+            message: text(9)?,
+            code: row.text(10)?.and_then(status_value).unwrap_or(0),
         }),
     };
     let partial = Partial {
-        rowid: column(row, 2)?,
+        rowid: row.int(21)?,
         stored: StoredSpan {
             span,
-            duration_ns: to_u64(f.14),
-            ingestion_time_ns: to_u64(f.15),
+            duration_ns: to_u64(row.int(14)?),
+            ingestion_time_ns: to_u64(row.int(15)?),
             ..Default::default()
         },
-        resource_set_id: f.17,
-        dropped_resource_attributes: to_u32(f.11),
-        scope_id: f.16,
+        resource_set_id: row.text(17)?.map(str::to_string),
+        dropped_resource_attributes: to_u32(row.int(11)?),
+        scope_id: row.int(16)?,
     };
-    Ok((partial, f.18 != 0, f.19 != 0))
+    Ok((partial, row.int(18)? != 0, row.int(19)? != 0))
 }
 
 /// `[[key, type, value], ...]` as written by [`attributes_json`] and stored in
-/// `spans.attributes` (see `sqlite::attributes`).
+/// `spans.attributes` (see `sqlite::attributes`), read straight into `KeyValue`s.
 fn parse_attributes(text: Option<&str>) -> Result<Vec<KeyValue>, StorageError> {
     let Some(text) = text else {
         return Ok(Vec::new());
     };
-    let items: Vec<(String, String, Json)> = serde_json::from_str(text).map_err(backend)?;
-    Ok(items
-        .into_iter()
-        .map(|(key, type_name, value)| KeyValue {
-            key,
-            value: Some(json_attribute(&type_name, &value)),
-            ..Default::default()
-        })
-        .collect())
+    let items: Vec<StoredAttribute> = serde_json::from_str(text).map_err(backend)?;
+    Ok(items.into_iter().map(|a| a.0).collect())
 }
 
-fn json_attribute(type_name: &str, value: &Json) -> AnyValue {
-    let stored = match value {
-        Json::Null => SqlValue::Null,
-        Json::Bool(b) => SqlValue::Int(i64::from(*b)),
-        Json::Number(n) => match n.as_i64() {
-            Some(i) => SqlValue::Int(i),
-            None => SqlValue::Real(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Json::String(s) => match type_name {
-            DOUBLE => match parse_double(s) {
-                Some(d) => SqlValue::Real(d),
-                None => SqlValue::Text(s.clone()),
-            },
-            BYTES => match unhex(s) {
-                Some(b) => SqlValue::Blob(b),
-                None => SqlValue::Text(s.clone()),
-            },
-            _ => SqlValue::Text(s.clone()),
-        },
-        other => {
-            return AnyValue {
-                value: json_to_any(other).value,
+/// One stored attribute, `[key, type, value]`.
+struct StoredAttribute(KeyValue);
+
+impl<'de> Deserialize<'de> for StoredAttribute {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_seq(AttributeVisitor)
+    }
+}
+
+struct AttributeVisitor;
+
+impl<'de> Visitor<'de> for AttributeVisitor {
+    type Value = StoredAttribute;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an attribute as [key, type, value]")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StoredAttribute, A::Error> {
+        let key: String = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+        let TypeName(type_name) = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+        let value = seq
+            .next_element_seed(ValueOfType(&type_name))?
+            .ok_or_else(|| de::Error::invalid_length(2, &self))?;
+        Ok(StoredAttribute(KeyValue {
+            key,
+            value: Some(value),
+            ..Default::default()
+        }))
+    }
+}
+
+/// An attribute's `type`, borrowed from the known names when it is one.
+struct TypeName(Cow<'static, str>);
+
+impl<'de> Deserialize<'de> for TypeName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl Visitor<'_> for Name {
+            type Value = TypeName;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an attribute type name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TypeName, E> {
+                Ok(TypeName(
+                    static_type(v).map_or_else(|| Cow::Owned(v.to_string()), Cow::Borrowed),
+                ))
             }
         }
-    };
-    decode_any(type_name, stored)
+        d.deserialize_str(Name)
+    }
+}
+
+/// A stored value of the given type, decoded as [`decode_any`] does; arrays and maps
+/// written as JSON structures (rather than JSON text) are taken as they are.
+struct ValueOfType<'t>(&'t str);
+
+impl<'de> DeserializeSeed<'de> for ValueOfType<'_> {
+    type Value = AnyValue;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<AnyValue, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueOfType<'_> {
+    type Value = AnyValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an attribute value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<AnyValue, E> {
+        Ok(decode_any(self.0, SqlValue::Null))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<AnyValue, E> {
+        Ok(decode_any(self.0, SqlValue::Int(i64::from(v))))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<AnyValue, E> {
+        Ok(decode_any(self.0, SqlValue::Int(v)))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<AnyValue, E> {
+        let stored = i64::try_from(v).map_or(SqlValue::Real(v as f64), SqlValue::Int);
+        Ok(decode_any(self.0, stored))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<AnyValue, E> {
+        Ok(decode_any(self.0, SqlValue::Real(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<AnyValue, E> {
+        let stored = match self.0 {
+            DOUBLE => parse_double(v).map(SqlValue::Real),
+            BYTES => unhex(v).map(SqlValue::Blob),
+            _ => None,
+        };
+        Ok(decode_any(
+            self.0,
+            stored.unwrap_or_else(|| SqlValue::Text(v.to_string())),
+        ))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<AnyValue, A::Error> {
+        let json = Json::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(json_to_any(&json))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<AnyValue, A::Error> {
+        let json = Json::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        Ok(json_to_any(&json))
+    }
 }
 
 /// Reads a dynamically typed column.
@@ -465,5 +542,34 @@ mod tests {
             Some(Value::KvlistValue(_))
         ));
         assert_eq!(parsed[4].value.as_ref().unwrap().value, None);
+    }
+
+    #[test]
+    fn stored_attributes_keep_escapes_extremes_and_unknown_types() {
+        let parsed = parse_attributes(Some(
+            r#"[["k\"ey\u00e9","Str","a\nb"],["min","Int",-9223372036854775808],["big","Int",18446744073709551615],["s","Slice","[1,\"x\"]"],["nan","Double","NaN"],["raw","Slice",[true]],["odd","Custom","v"]]"#,
+        ))
+        .unwrap();
+        let value = |i: usize| parsed[i].value.as_ref().unwrap().value.clone();
+        assert_eq!(parsed[0].key, "k\"ey\u{e9}");
+        assert_eq!(value(0), Some(Value::StringValue("a\nb".into())));
+        assert_eq!(value(1), Some(Value::IntValue(i64::MIN)));
+        assert!(matches!(value(2), Some(Value::DoubleValue(d)) if d == u64::MAX as f64));
+        let Some(Value::ArrayValue(items)) = value(3) else {
+            panic!("a slice stored as JSON text: {:?}", value(3));
+        };
+        assert_eq!(items.values.len(), 2);
+        assert!(matches!(value(4), Some(Value::DoubleValue(d)) if d.is_nan()));
+        assert!(matches!(value(5), Some(Value::ArrayValue(_))));
+        assert_eq!(parsed[6].key, "odd");
+        for bad in [
+            r#"[["k","Str"]]"#,
+            r#"[["k"]]"#,
+            r#"[[1,"Str","v"]]"#,
+            r#"{"k":1}"#,
+        ] {
+            assert!(parse_attributes(Some(bad)).is_err(), "{bad}");
+        }
+        assert!(parse_attributes(None).unwrap().is_empty());
     }
 }

@@ -69,6 +69,11 @@ impl Sql {
         &self.text
     }
 
+    /// The values bound to the `?`s, in order.
+    pub(crate) fn params(&self) -> &[SqlValue] {
+        &self.params
+    }
+
     fn arguments(&self) -> Result<SqliteArguments<'static>, sqlx::Error> {
         let mut args = SqliteArguments::default();
         for p in &self.params {
