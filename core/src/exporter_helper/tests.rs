@@ -137,6 +137,26 @@ async fn full_queue_is_a_retryable_error_counted_as_enqueue_failed() {
     );
 }
 
+/// A started exporter with one consumer, room for two batches, `block_on_overflow` on
+/// and no timeout.
+async fn blocking_exporter(sender: Scripted) -> (Arc<QueuedRetryExporter<Scripted>>, Metrics) {
+    let mut s = settings(true);
+    s.timeout = Duration::ZERO;
+    s.queue.block_on_overflow = true;
+    let (exp, metrics) = exporter(s, sender);
+    exp.start(&Host::default()).await.unwrap();
+    (Arc::new(exp), metrics)
+}
+
+/// `exp.consume(traces)` in a task of its own, to watch it wait.
+fn consume_in_task(
+    exp: &Arc<QueuedRetryExporter<Scripted>>,
+    traces: Traces,
+) -> JoinHandle<Result<(), ConsumeError>> {
+    let exp = exp.clone();
+    tokio::spawn(async move { exp.consume(traces).await })
+}
+
 #[tokio::test(start_paused = true)]
 async fn block_on_overflow_makes_consume_wait_for_room_instead_of_refusing() {
     // The sender holds each batch until released: one in flight, two queued, then full.
@@ -150,22 +170,14 @@ async fn block_on_overflow_makes_consume_wait_for_room_instead_of_refusing() {
         }
         .boxed()
     });
-    let mut s = settings(true);
-    s.timeout = Duration::ZERO;
-    s.queue.block_on_overflow = true;
-    let (exp, metrics) = exporter(s, sender);
-    let exp = Arc::new(exp);
-    exp.start(&Host::default()).await.unwrap();
+    let (exp, metrics) = blocking_exporter(sender).await;
     exp.consume(batch(1)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(10)).await;
     exp.consume(batch(2)).await.unwrap();
     exp.consume(batch(3)).await.unwrap();
     exp.admit()
         .expect("a blocking queue does not refuse when full");
-    let waiting = tokio::spawn({
-        let exp = exp.clone();
-        async move { exp.consume(batch(4)).await }
-    });
+    let waiting = consume_in_task(&exp, batch(4));
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert!(!waiting.is_finished(), "the fourth batch waits for room");
     assert_eq!(exp.queue_len(), 2);
@@ -188,20 +200,12 @@ async fn block_on_overflow_makes_consume_wait_for_room_instead_of_refusing() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_releases_a_consume_waiting_for_room() {
     let (sender, _) = Scripted::new(|_, _| futures::future::pending().boxed());
-    let mut s = settings(true);
-    s.timeout = Duration::ZERO;
-    s.queue.block_on_overflow = true;
-    let (exp, metrics) = exporter(s, sender);
-    let exp = Arc::new(exp);
-    exp.start(&Host::default()).await.unwrap();
+    let (exp, metrics) = blocking_exporter(sender).await;
     for n in 1..=3 {
         exp.consume(batch(n)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let waiting = tokio::spawn({
-        let exp = exp.clone();
-        async move { exp.consume(batch(4)).await }
-    });
+    let waiting = consume_in_task(&exp, batch(4));
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert!(!waiting.is_finished());
     // Shutdown closes the queue; the consumer never finishes, so it is not awaited.
