@@ -286,15 +286,18 @@ async fn a_flood_stays_under_the_limit_and_spans_flow_again_after_it() {
             summary.errors
         );
         assert_eq!(summary.responses, summary.requests_sent, "{labels:?}");
-        assert!(
-            summary.requests_ok > 0,
-            "{:?}: nothing accepted",
-            summary.protocol
-        );
         if let Some(e) = summary.errors.get(refusal) {
             assert!(e.example.contains("memory"), "{}", e.example);
         }
     }
+    // ...and took spans in while it refused others. Which protocol gets the few windows
+    // the sink leaves is a race: a debug build stores a few thousand spans a second, so
+    // the flood is accepted tens of requests at a time, and one protocol may get none in
+    // a run. Both are accepted again after the flood (below).
+    assert!(
+        grpc_flood.requests_ok + http_flood.requests_ok > 0,
+        "nothing accepted during the flood"
+    );
     let refused_requests = grpc_flood.requests_failed + http_flood.requests_failed;
     assert!(refused_requests > 0, "the limiter never refused");
 

@@ -9,6 +9,7 @@
 //! with the defaults) one batch at a time, as the `batch` processor sends, and counts
 //! until shutdown has drained the queue; `SQLITE_BENCH_STORE_ONLY=1` feeds the store
 //! itself (no queue) with `SQLITE_BENCH_IN_FLIGHT` (default 1) batches at once;
+//! `SQLITE_BENCH_CONFIG` adds exporter config (`sending_queue: {queue_size: 4}`);
 //! `SQLITE_BENCH_DROP` (`;`-separated SQL, e.g. `DROP INDEX duration_index`) runs before
 //! the ingest measurement, to see what an index costs; `SQLITE_BENCH_KEEP=1` keeps the
 //! query benchmark's database for `sqlite_bench_reads_on_kept_database`. Span and trace
@@ -276,7 +277,9 @@ async fn service_exporter(path: &std::path::Path, metrics: Metrics) -> Arc<dyn E
     let FactoryRef::Exporter(factory) = registration.factory else {
         panic!("sqlite is an exporter");
     };
-    let yaml = serde_yaml::from_str(&format!("path: {}", path.display())).unwrap();
+    // SQLITE_BENCH_CONFIG: more of the exporter's config, as YAML flow mapping entries.
+    let more = std::env::var("SQLITE_BENCH_CONFIG").unwrap_or_default();
+    let yaml = serde_yaml::from_str(&format!("{{path: {}, {more}}}", path.display())).unwrap();
     let config = registration.factory.parse_config(&yaml).unwrap();
     let ctx = BuildContext {
         id: ComponentId::parse("sqlite").unwrap(),

@@ -52,12 +52,13 @@ pub struct SqliteConfig {
 
 /// The `sqlite` exporter's `sending_queue` defaults. Two consumers: one batch is prepared
 /// while the other is written on the single writer connection (more would only hold more
-/// batches in memory). Four batches waiting, and a full queue makes the sender wait
+/// batches in memory). One batch waiting (enough to keep both busy; each one more holds
+/// a batch in memory), and a full queue makes the sender wait
 /// (`block_on_overflow`) rather than drop: a local store pushes back on its receivers.
 pub fn default_queue() -> QueueSettings {
     QueueSettings {
         num_consumers: 2,
-        queue_size: 4,
+        queue_size: 1,
         block_on_overflow: true,
         ..QueueSettings::default()
     }
@@ -162,7 +163,7 @@ mod tests {
                 config.sending_queue.num_consumers,
                 config.sending_queue.queue_size
             ),
-            (2, 4)
+            (2, 1)
         );
         assert_eq!(config.retry_on_failure, RetrySettings::default());
     }
@@ -171,7 +172,7 @@ mod tests {
     fn a_sending_queue_key_keeps_the_sqlite_defaults_of_the_others() {
         let config = parse("sending_queue: {num_consumers: 1}").unwrap();
         assert_eq!(config.sending_queue.num_consumers, 1);
-        assert_eq!(config.sending_queue.queue_size, 4);
+        assert_eq!(config.sending_queue.queue_size, 1);
         assert!(config.sending_queue.block_on_overflow);
         let off = parse("sending_queue: {enabled: false}").unwrap();
         assert!(!off.sending_queue.enabled);
