@@ -787,7 +787,8 @@ async fn sqlite_building_opens_nothing_and_the_reader_waits_for_start() {
         other => panic!("expected not started, got {other:?}"),
     }
     // The service never sends before start; if something does, the sending queue holds
-    // the batch until the store is open.
+    // the batch until the store is open (and with the queue full, a further batch would
+    // wait for start). An empty batch is dropped, full queue or not.
     exporter
         .consume(batch(vec![], vec![span(1, 1, "early", 1, 1, vec![])]))
         .await

@@ -376,7 +376,12 @@ impl<S: Sender> Consumer for QueuedRetryExporter<S> {
         }
     }
 
+    /// An empty batch is taken and dropped: there is nothing to send, and it must not
+    /// take a place in the queue (with `block_on_overflow`, wait for one).
     async fn consume(&self, traces: Traces) -> Result<(), ConsumeError> {
+        if traces.is_empty() {
+            return Ok(());
+        }
         let Some(queue) = &self.queue else {
             let spans = traces.span_count() as u64;
             return match self.inner.deliver(traces).await {

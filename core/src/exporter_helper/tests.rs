@@ -198,6 +198,24 @@ async fn block_on_overflow_makes_consume_wait_for_room_instead_of_refusing() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_empty_batch_is_dropped_without_waiting_for_room() {
+    let (sender, attempts) = Scripted::new(|_, _| futures::future::pending().boxed());
+    let (exp, metrics) = blocking_exporter(sender).await;
+    for n in 1..=3 {
+        exp.consume(batch(n)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // One batch in the sender, two queued: full. An empty one neither waits nor queues.
+    exp.consume(Traces::default()).await.unwrap();
+    assert_eq!(exp.queue_len(), 2);
+    assert_eq!(attempts.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        series(&metrics, METRIC_ENQUEUE_FAILED_SPANS).as_deref(),
+        Some("0")
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn shutdown_releases_a_consume_waiting_for_room() {
     let (sender, _) = Scripted::new(|_, _| futures::future::pending().boxed());
     let (exp, metrics) = blocking_exporter(sender).await;
