@@ -13,6 +13,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// An error from a storage reader.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -114,13 +115,15 @@ pub struct SearchRequest {
     pub limit: usize,
 }
 
-/// A stored span with its resource and scope, as read back.
+/// A stored span with its resource and scope, as read back. The spans of one resource
+/// (and scope) read together share it: a trace of thousands of spans holds each
+/// resource once, not a copy of its attributes per span.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StoredSpan {
     /// The span's resource.
-    pub resource: Resource,
+    pub resource: Arc<Resource>,
     /// The span's instrumentation scope.
-    pub scope: InstrumentationScope,
+    pub scope: Arc<InstrumentationScope>,
     /// The span (with events and links).
     pub span: Span,
     /// End minus start, in ns.

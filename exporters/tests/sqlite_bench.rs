@@ -429,6 +429,74 @@ async fn sqlite_bench_queries() {
     store.exporter.shutdown().await.unwrap();
 }
 
+/// `GET /v1/trace/{id}` as a client sees it: the query extension's router served on a
+/// socket on 127.0.0.1, asked `times` times over one keep-alive HTTP/1.1 connection;
+/// each sample runs from the request's first byte to the body's last.
+async fn http_get_trace(
+    reader: Arc<dyn teletrace_core::storage::TraceReader>,
+    id: &[u8; 16],
+    times: usize,
+    spans: usize,
+) -> String {
+    use teletrace_extensions::query::api_v1::ApiState;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = teletrace_extensions::query::server::router(
+        ApiState {
+            reader,
+            system_id: Arc::from("bench"),
+        },
+        None,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let request = format!("GET /v1/trace/{hex} HTTP/1.1\r\nHost: bench\r\n\r\n");
+    let mut samples = Vec::new();
+    let mut buffer = Vec::new();
+    for _ in 0..times {
+        let t = Instant::now();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        buffer.clear();
+        let (head, length) = loop {
+            let mut chunk = [0u8; 65536];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the server closed the connection");
+            buffer.extend_from_slice(&chunk[..n]);
+            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .expect("a content-length")
+                    .trim()
+                    .parse()
+                    .unwrap();
+                break (end + 4, length);
+            }
+        };
+        while buffer.len() < head + length {
+            let mut chunk = vec![0u8; head + length - buffer.len()];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the server closed the connection");
+            buffer.extend_from_slice(&chunk[..n]);
+        }
+        samples.push(t.elapsed());
+        assert!(buffer.starts_with(b"HTTP/1.1 200"));
+    }
+    let start = buffer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(0)
+        + 4;
+    let body: serde_json::Value = serde_json::from_slice(&buffer[start..]).unwrap();
+    assert_eq!(body["spans"].as_array().map(Vec::len), Some(spans));
+    server.abort();
+    percentiles(samples)
+}
+
 /// Reads measured against the loaded database.
 async fn query_measurements(store: &Store, total: usize, batch_size: usize, start: u64) {
     let reader = store.reader.clone();
@@ -452,6 +520,10 @@ async fn query_measurements(store: &Store, total: usize, batch_size: usize, star
         assert_eq!(spans.len(), 2000);
     }
     println!("get_trace (2,000 spans): {}", percentiles(large));
+    println!(
+        "GET /v1/trace/{{id}} over HTTP (2,000 spans): {}",
+        http_get_trace(reader.clone(), &big_id, 30, 2000).await
+    );
 
     let everything = Timeframe {
         start_ns: 0,
@@ -647,6 +719,16 @@ async fn sqlite_bench_reads_on_kept_database() {
         assert_eq!(spans.len(), 2000);
     }
     println!("get_trace (2,000 spans): {}", percentiles(samples));
+    println!(
+        "GET /v1/trace/{{id}} over HTTP (2,000 spans): {}",
+        http_get_trace(
+            store.reader.clone(),
+            &big_id,
+            env("SQLITE_BENCH_REPEAT", 50),
+            2000
+        )
+        .await
+    );
     let t = Instant::now();
     let values = store
         .reader

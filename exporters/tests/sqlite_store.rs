@@ -317,7 +317,7 @@ async fn sqlite_a_batch_round_trips_with_every_type_events_links_resource_and_sc
     assert_eq!(span, want);
     assert_eq!(got.duration_ns, 250_000_000);
     assert!(got.ingestion_time_ns >= before && got.ingestion_time_ns <= now_ns());
-    let mut resource = got.resource.clone();
+    let mut resource = Resource::clone(&got.resource);
     resource.attributes = sorted(resource.attributes);
     assert_eq!(
         resource,

@@ -211,17 +211,17 @@ const TRACE: [u8; 16] = [
 fn rich_span() -> StoredSpan {
     use any_value::Value as V;
     StoredSpan {
-        resource: Resource {
+        resource: Arc::new(Resource {
             attributes: vec![kv("service.name", string("checkout"))],
             dropped_attributes_count: 1,
             ..Default::default()
-        },
-        scope: InstrumentationScope {
+        }),
+        scope: Arc::new(InstrumentationScope {
             name: "io.opentelemetry.http".into(),
             version: "1.2.3".into(),
             attributes: vec![kv("scope.attr", V::BoolValue(true))],
             dropped_attributes_count: 2,
-        },
+        }),
         span: Span {
             trace_id: TRACE.to_vec(),
             span_id: vec![0xb7, 0xad, 0x6b, 0x71, 0x69, 0x20, 0x33, 0x31],

@@ -3,11 +3,11 @@
 
 use super::config::MappingMode;
 use super::document::{self, DataStream};
-use super::json;
 use bytes::Bytes;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use serde::Deserialize;
 use std::ops::Range;
+use teletrace_core::json_writer as json;
 
 /// Turns decoded spans into `_bulk` bodies.
 #[derive(Debug, Clone)]

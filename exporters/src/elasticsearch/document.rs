@@ -1,9 +1,9 @@
 //! The two document shapes, written straight from OTLP structs into the bulk buffer.
 //!
-//! - **teletrace**: the JSON of a span in the query API (`InternalSpanV1` in
-//!   `extensions/src/query/model.rs`): `resource`, `scope`, `span` (with events and links,
-//!   IDs in hex, kind and status code as OTLP numbers, times in ns), `externalFields.
-//!   durationNano`, `ingestionTimeUnixNano`, plus `@timestamp` (the start time) for search.
+//! - **teletrace**: the JSON of a span in the query API (`teletrace_core::span_json`):
+//!   `resource`, `scope`, `span` (with events and links, IDs in hex, kind and status code
+//!   as OTLP numbers, times in ns), `externalFields.durationNano`,
+//!   `ingestionTimeUnixNano`, plus `@timestamp` (the start time) for search.
 //!   A future Elasticsearch reader can return `_source` as is, minus `@timestamp`.
 //! - **otel**: the collector's elasticsearch exporter in `mapping::mode: otel`
 //!   (`@timestamp`, `data_stream`, `trace_id`, `span_id`, `parent_span_id`, `name`, `kind`,
@@ -13,10 +13,11 @@
 //! The resource and scope parts are the same for every span under them, so they are
 //! written once per resource / scope and copied into each document.
 
-use super::json::{self, ValueStyle};
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, Span};
+use teletrace_core::json_writer::{self as json, ValueStyle};
+use teletrace_core::span_json;
 
 /// Attributes the collector's otel mode keeps out of `attributes` (they steer routing).
 const OTEL_RESERVED_ATTRIBUTES: &[&str] = &[
@@ -57,27 +58,16 @@ impl DataStream {
 
 /// `resource` of the teletrace shape, written once per resource.
 pub fn teletrace_resource(out: &mut Vec<u8>, resource: &Resource) {
-    out.extend_from_slice(b"{\"attributes\":");
-    json::attributes(out, &resource.attributes, ValueStyle::Teletrace, 0);
-    out.extend_from_slice(b",\"droppedAttributesCount\":");
-    json::uint(out, resource.dropped_attributes_count.into());
-    out.push(b'}');
+    span_json::write_resource(out, resource);
 }
 
 /// `scope` of the teletrace shape, written once per scope.
 pub fn teletrace_scope(out: &mut Vec<u8>, scope: &InstrumentationScope) {
-    out.extend_from_slice(b"{\"name\":");
-    json::string(out, &scope.name);
-    out.extend_from_slice(b",\"version\":");
-    json::string(out, &scope.version);
-    out.extend_from_slice(b",\"attributes\":");
-    json::attributes(out, &scope.attributes, ValueStyle::Teletrace, 0);
-    out.extend_from_slice(b",\"droppedAttributesCount\":");
-    json::uint(out, scope.dropped_attributes_count.into());
-    out.push(b'}');
+    span_json::write_scope(out, scope);
 }
 
-/// One span in the teletrace shape; `resource` and `scope` are the pre-written parts.
+/// One span in the teletrace shape (the query API's, [`span_json`]) with `@timestamp`
+/// in front; `resource` and `scope` are the pre-written parts.
 pub fn teletrace_span(
     out: &mut Vec<u8>,
     resource: &[u8],
@@ -85,81 +75,17 @@ pub fn teletrace_span(
     span: &Span,
     ingestion_ns: u64,
 ) {
-    const T: ValueStyle = ValueStyle::Teletrace;
     out.extend_from_slice(b"{\"@timestamp\":");
     json::epoch_millis_nanos(out, span.start_time_unix_nano);
-    out.extend_from_slice(b",\"resource\":");
-    out.extend_from_slice(resource);
-    out.extend_from_slice(b",\"scope\":");
-    out.extend_from_slice(scope);
-    out.extend_from_slice(b",\"span\":{\"traceId\":");
-    json::hex_string(out, &span.trace_id);
-    out.extend_from_slice(b",\"spanId\":");
-    json::hex_string(out, &span.span_id);
-    out.extend_from_slice(b",\"traceState\":");
-    json::string(out, &span.trace_state);
-    out.extend_from_slice(b",\"parentSpanId\":");
-    json::hex_string(out, &span.parent_span_id);
-    out.extend_from_slice(b",\"name\":");
-    json::string(out, &span.name);
-    out.extend_from_slice(b",\"kind\":");
-    json::int(out, span.kind.into());
-    out.extend_from_slice(b",\"startTimeUnixNano\":");
-    json::uint(out, span.start_time_unix_nano);
-    out.extend_from_slice(b",\"endTimeUnixNano\":");
-    json::uint(out, span.end_time_unix_nano);
-    out.extend_from_slice(b",\"attributes\":");
-    json::attributes(out, &span.attributes, T, 0);
-    out.extend_from_slice(b",\"droppedAttributesCount\":");
-    json::uint(out, span.dropped_attributes_count.into());
-    out.extend_from_slice(b",\"events\":[");
-    for (i, event) in span.events.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"{\"timeUnixNano\":");
-        json::uint(out, event.time_unix_nano);
-        out.extend_from_slice(b",\"name\":");
-        json::string(out, &event.name);
-        out.extend_from_slice(b",\"attributes\":");
-        json::attributes(out, &event.attributes, T, 0);
-        out.extend_from_slice(b",\"droppedAttributesCount\":");
-        json::uint(out, event.dropped_attributes_count.into());
-        out.push(b'}');
-    }
-    out.extend_from_slice(b"],\"droppedEventsCount\":");
-    json::uint(out, span.dropped_events_count.into());
-    out.extend_from_slice(b",\"links\":[");
-    for (i, link) in span.links.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"{\"traceId\":");
-        json::hex_string(out, &link.trace_id);
-        out.extend_from_slice(b",\"spanId\":");
-        json::hex_string(out, &link.span_id);
-        out.extend_from_slice(b",\"traceState\":");
-        json::string(out, &link.trace_state);
-        out.extend_from_slice(b",\"attributes\":");
-        json::attributes(out, &link.attributes, T, 0);
-        out.extend_from_slice(b",\"droppedAttributesCount\":");
-        json::uint(out, link.dropped_attributes_count.into());
-        out.push(b'}');
-    }
-    out.extend_from_slice(b"],\"droppedLinksCount\":");
-    json::uint(out, span.dropped_links_count.into());
-    let (message, code) = span
-        .status
-        .as_ref()
-        .map_or(("", 0), |s| (s.message.as_str(), s.code));
-    out.extend_from_slice(b",\"status\":{\"message\":");
-    json::string(out, message);
-    out.extend_from_slice(b",\"code\":");
-    json::int(out, code.into());
-    out.extend_from_slice(b"}},\"externalFields\":{\"durationNano\":");
-    json::uint(out, duration_ns(span));
-    out.extend_from_slice(b"},\"ingestionTimeUnixNano\":");
-    json::uint(out, ingestion_ns);
+    out.push(b',');
+    span_json::write_fields(
+        out,
+        |out| out.extend_from_slice(resource),
+        |out| out.extend_from_slice(scope),
+        span,
+        duration_ns(span),
+        ingestion_ns,
+    );
     out.push(b'}');
 }
 

@@ -13,7 +13,6 @@ pub mod bulk;
 mod client;
 pub mod config;
 pub mod document;
-mod json;
 mod sender;
 pub mod template;
 

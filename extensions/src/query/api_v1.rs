@@ -17,7 +17,7 @@
 use super::model::{self, BadRequest};
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -120,6 +120,22 @@ impl From<PathRejection> for ApiError {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
+/// A JSON answer written beforehand (see [`model::spans_response`]).
+struct JsonBody(Vec<u8>);
+
+impl IntoResponse for JsonBody {
+    fn into_response(self) -> Response {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            self.0,
+        )
+            .into_response()
+    }
+}
+
 /// The current time in ns since the epoch.
 fn now_ns() -> u64 {
     SystemTime::now()
@@ -135,7 +151,7 @@ async fn ping() -> &'static str {
 async fn search(
     State(state): State<ApiState>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<model::SearchResponseV1> {
+) -> Result<JsonBody, ApiError> {
     let body: model::SearchRequestV1 = model::parse_body(&body?)?;
     let request = SearchRequest {
         timeframe: model::TimeframeV1::resolve(body.timeframe.as_ref(), now_ns())?,
@@ -148,18 +164,16 @@ async fn search(
         limit: model::PAGE_SIZE,
     };
     let response = state.reader.search(&request).await?;
-    Ok(Json(model::SearchResponseV1 {
-        metadata: response
-            .next_token
-            .map(|next_token| model::ResponseMetadataV1 { next_token }),
-        spans: response.spans.iter().map(Into::into).collect(),
-    }))
+    Ok(JsonBody(model::spans_response(
+        response.next_token.as_deref(),
+        &response.spans,
+    )))
 }
 
 async fn get_trace(
     State(state): State<ApiState>,
     trace_id: Result<Path<String>, PathRejection>,
-) -> ApiResult<model::SearchResponseV1> {
+) -> Result<JsonBody, ApiError> {
     let Path(text) = trace_id?;
     let id = model::parse_trace_id(text.trim())?;
     let spans = state.reader.get_trace(&id).await?;
@@ -169,10 +183,7 @@ async fn get_trace(
             format!("trace {} not found", hex::encode(id)),
         ));
     }
-    Ok(Json(model::SearchResponseV1 {
-        metadata: None,
-        spans: spans.iter().map(Into::into).collect(),
-    }))
+    Ok(JsonBody(model::spans_response(None, &spans)))
 }
 
 async fn tags(State(state): State<ApiState>) -> ApiResult<model::TagsResponseV1> {

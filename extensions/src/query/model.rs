@@ -10,11 +10,11 @@
 //! Requests are read leniently, as Teletrace's Go server read them: unknown fields are
 //! ignored, `null` stands for an absent field, and `sort` may be one object or a list.
 
-use base64::Engine as _;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use teletrace_core::json_writer;
+use teletrace_core::span_json;
 use teletrace_core::storage::{
     KeyValueFilter, Operator, Sort, SortField, Statistic, StoredSpan, Timeframe,
 };
@@ -426,137 +426,36 @@ pub struct ResponseMetadataV1 {
     pub next_token: String,
 }
 
-/// `POST /v1/search` and `GET /v1/trace/{id}` answer.
-#[derive(Debug, Clone, Serialize)]
-pub struct SearchResponseV1 {
-    /// `null` on the last page.
-    pub metadata: Option<ResponseMetadataV1>,
-    /// The spans.
-    pub spans: Vec<InternalSpanV1>,
-}
-
-/// A span with its resource and scope, as Teletrace's `InternalSpan`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InternalSpanV1 {
-    /// The span's resource.
-    pub resource: ResourceV1,
-    /// The span's instrumentation scope.
-    pub scope: ScopeV1,
-    /// The span.
-    pub span: SpanV1,
-    /// Derived fields.
-    pub external_fields: ExternalFieldsV1,
-    /// When the store received the span, in ns since the epoch.
-    pub ingestion_time_unix_nano: u64,
-}
-
-/// `resource`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ResourceV1 {
-    /// Key to value.
-    pub attributes: Map<String, Value>,
-    /// Attributes dropped by the SDK.
-    pub dropped_attributes_count: u32,
-}
-
-/// `scope`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ScopeV1 {
-    /// Instrumentation library name.
-    pub name: String,
-    /// Its version.
-    pub version: String,
-    /// Key to value.
-    pub attributes: Map<String, Value>,
-    /// Attributes dropped by the SDK.
-    pub dropped_attributes_count: u32,
-}
-
-/// `span`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SpanV1 {
-    /// 32 lowercase hex digits.
-    pub trace_id: String,
-    /// 16 lowercase hex digits.
-    pub span_id: String,
-    /// W3C trace state.
-    pub trace_state: String,
-    /// 16 lowercase hex digits, or empty for a root span.
-    pub parent_span_id: String,
-    /// Span name.
-    pub name: String,
-    /// OTLP span kind number: 0 unspecified, 1 internal, 2 server, 3 client, 4 producer,
-    /// 5 consumer.
-    pub kind: i32,
-    /// Start, in ns since the epoch.
-    pub start_time_unix_nano: u64,
-    /// End, in ns since the epoch.
-    pub end_time_unix_nano: u64,
-    /// Key to value.
-    pub attributes: Map<String, Value>,
-    /// Attributes dropped by the SDK.
-    pub dropped_attributes_count: u32,
-    /// Events, in recorded order.
-    pub events: Vec<EventV1>,
-    /// Events dropped by the SDK.
-    pub dropped_events_count: u32,
-    /// Links to other spans.
-    pub links: Vec<LinkV1>,
-    /// Links dropped by the SDK.
-    pub dropped_links_count: u32,
-    /// Status.
-    pub status: StatusV1,
-}
-
-/// One span event.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EventV1 {
-    /// When, in ns since the epoch.
-    pub time_unix_nano: u64,
-    /// Event name.
-    pub name: String,
-    /// Key to value.
-    pub attributes: Map<String, Value>,
-    /// Attributes dropped by the SDK.
-    pub dropped_attributes_count: u32,
-}
-
-/// One span link.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LinkV1 {
-    /// Linked trace, 32 lowercase hex digits.
-    pub trace_id: String,
-    /// Linked span, 16 lowercase hex digits.
-    pub span_id: String,
-    /// W3C trace state.
-    pub trace_state: String,
-    /// Key to value.
-    pub attributes: Map<String, Value>,
-    /// Attributes dropped by the SDK.
-    pub dropped_attributes_count: u32,
-}
-
-/// `status`.
-#[derive(Debug, Clone, Serialize)]
-pub struct StatusV1 {
-    /// Status message.
-    pub message: String,
-    /// OTLP status code number: 0 unset, 1 ok, 2 error.
-    pub code: i32,
-}
-
-/// `externalFields`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExternalFieldsV1 {
-    /// End minus start, in ns.
-    pub duration_nano: u64,
+/// `POST /v1/search` and `GET /v1/trace/{id}` answer, `{"metadata": {"nextToken"} | null,
+/// "spans": [...]}`, each span in the v1 shape of [`teletrace_core::span_json`], written
+/// straight into the body (no tree of JSON values per span in between).
+pub fn spans_response(next_token: Option<&str>, spans: &[StoredSpan]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(b"{\"metadata\":");
+    match next_token {
+        Some(token) => {
+            out.extend_from_slice(b"{\"nextToken\":");
+            json_writer::string(&mut out, token);
+            out.push(b'}');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"spans\":[");
+    for (i, stored) in spans.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let before = out.len();
+        span_json::write_stored_span(&mut out, stored);
+        if i == 0 {
+            // The rest are sized like the first, give or take: one allocation, not a
+            // dozen doublings copying megabytes for a large trace.
+            let first = out.len() - before;
+            out.reserve((spans.len() - 1) * (first + first / 4 + 1) + 2);
+        }
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 /// `GET /v1/tags` answer: `{"Tags": [...]}` (capital T, as Teletrace wrote it).
@@ -619,209 +518,9 @@ pub struct SystemIdV1 {
     pub value: String,
 }
 
-// ---------------------------------------------------------------------------------------
-// Conversion from the storage model
-// ---------------------------------------------------------------------------------------
-
-/// Deeper values are written as `null` (OTLP decoders stop well before this).
-const MAX_DEPTH: usize = 64;
-
-/// Writes an attribute value as Teletrace did (the collector's `AsRaw`): strings, bools,
-/// integers and doubles as JSON scalars, arrays as lists, key-value lists as objects,
-/// bytes as standard base64, an empty value as `null`. A NaN or infinite double, which
-/// JSON cannot hold, is written as the string `NaN`, `Infinity` or `-Infinity`.
-pub fn any_value_to_json(value: Option<&AnyValue>) -> Value {
-    any_value_at(value, 0)
-}
-
-fn any_value_at(value: Option<&AnyValue>, depth: usize) -> Value {
-    if depth > MAX_DEPTH {
-        return Value::Null;
-    }
-    let Some(v) = value.and_then(|v| v.value.as_ref()) else {
-        return Value::Null;
-    };
-    match v {
-        any_value::Value::StringValue(s) => Value::String(s.clone()),
-        any_value::Value::BoolValue(b) => Value::Bool(*b),
-        any_value::Value::IntValue(i) => Value::from(*i),
-        any_value::Value::DoubleValue(d) => match serde_json::Number::from_f64(*d) {
-            Some(n) => Value::Number(n),
-            None if d.is_nan() => Value::String("NaN".into()),
-            None if *d > 0.0 => Value::String("Infinity".into()),
-            None => Value::String("-Infinity".into()),
-        },
-        any_value::Value::ArrayValue(a) => Value::Array(
-            a.values
-                .iter()
-                .map(|v| any_value_at(Some(v), depth + 1))
-                .collect(),
-        ),
-        any_value::Value::KvlistValue(kv) => Value::Object(attributes_at(&kv.values, depth + 1)),
-        any_value::Value::BytesValue(b) => {
-            Value::String(base64::engine::general_purpose::STANDARD.encode(b))
-        }
-        // A profiling-only string-table reference: no meaning for spans.
-        any_value::Value::StringValueStrindex(_) => Value::Null,
-    }
-}
-
-/// Writes attributes as a flat JSON object (a repeated key keeps its last value).
-pub fn attributes_to_json(attributes: &[KeyValue]) -> Map<String, Value> {
-    attributes_at(attributes, 0)
-}
-
-fn attributes_at(attributes: &[KeyValue], depth: usize) -> Map<String, Value> {
-    attributes
-        .iter()
-        .map(|kv| (kv.key.clone(), any_value_at(kv.value.as_ref(), depth)))
-        .collect()
-}
-
-impl From<&StoredSpan> for InternalSpanV1 {
-    fn from(stored: &StoredSpan) -> Self {
-        let span = &stored.span;
-        let status = span.status.as_ref();
-        InternalSpanV1 {
-            resource: ResourceV1 {
-                attributes: attributes_to_json(&stored.resource.attributes),
-                dropped_attributes_count: stored.resource.dropped_attributes_count,
-            },
-            scope: ScopeV1 {
-                name: stored.scope.name.clone(),
-                version: stored.scope.version.clone(),
-                attributes: attributes_to_json(&stored.scope.attributes),
-                dropped_attributes_count: stored.scope.dropped_attributes_count,
-            },
-            span: SpanV1 {
-                trace_id: hex::encode(&span.trace_id),
-                span_id: hex::encode(&span.span_id),
-                trace_state: span.trace_state.clone(),
-                parent_span_id: hex::encode(&span.parent_span_id),
-                name: span.name.clone(),
-                kind: span.kind,
-                start_time_unix_nano: span.start_time_unix_nano,
-                end_time_unix_nano: span.end_time_unix_nano,
-                attributes: attributes_to_json(&span.attributes),
-                dropped_attributes_count: span.dropped_attributes_count,
-                events: span
-                    .events
-                    .iter()
-                    .map(|e| EventV1 {
-                        time_unix_nano: e.time_unix_nano,
-                        name: e.name.clone(),
-                        attributes: attributes_to_json(&e.attributes),
-                        dropped_attributes_count: e.dropped_attributes_count,
-                    })
-                    .collect(),
-                dropped_events_count: span.dropped_events_count,
-                links: span
-                    .links
-                    .iter()
-                    .map(|l| LinkV1 {
-                        trace_id: hex::encode(&l.trace_id),
-                        span_id: hex::encode(&l.span_id),
-                        trace_state: l.trace_state.clone(),
-                        attributes: attributes_to_json(&l.attributes),
-                        dropped_attributes_count: l.dropped_attributes_count,
-                    })
-                    .collect(),
-                dropped_links_count: span.dropped_links_count,
-                status: StatusV1 {
-                    message: status.map(|s| s.message.clone()).unwrap_or_default(),
-                    code: status.map(|s| s.code).unwrap_or(0),
-                },
-            },
-            external_fields: ExternalFieldsV1 {
-                duration_nano: stored.duration_ns,
-            },
-            ingestion_time_unix_nano: stored.ingestion_time_ns,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
-
-    fn kv(key: &str, value: any_value::Value) -> KeyValue {
-        KeyValue {
-            key: key.into(),
-            value: Some(AnyValue { value: Some(value) }),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn attribute_values_as_teletrace_wrote_them() {
-        use any_value::Value as V;
-        let attrs = vec![
-            kv("s", V::StringValue("x".into())),
-            kv("b", V::BoolValue(true)),
-            kv("i", V::IntValue(-9_007_199_254_740_993)),
-            kv("d", V::DoubleValue(1.5)),
-            kv("nan", V::DoubleValue(f64::NAN)),
-            kv("inf", V::DoubleValue(f64::NEG_INFINITY)),
-            kv("bytes", V::BytesValue(vec![0, 1, 2, 255])),
-            kv(
-                "arr",
-                V::ArrayValue(ArrayValue {
-                    values: vec![
-                        AnyValue {
-                            value: Some(V::IntValue(1)),
-                        },
-                        AnyValue {
-                            value: Some(V::StringValue("two".into())),
-                        },
-                    ],
-                }),
-            ),
-            kv(
-                "map",
-                V::KvlistValue(KeyValueList {
-                    values: vec![kv("inner", V::BoolValue(false))],
-                }),
-            ),
-            KeyValue {
-                key: "empty".into(),
-                value: None,
-                ..Default::default()
-            },
-            kv("s", V::StringValue("last wins".into())),
-        ];
-        let json = Value::Object(attributes_to_json(&attrs));
-        assert_eq!(
-            json,
-            serde_json::json!({
-                "s": "last wins",
-                "b": true,
-                "i": -9_007_199_254_740_993_i64,
-                "d": 1.5,
-                "nan": "NaN",
-                "inf": "-Infinity",
-                "bytes": "AAEC/w==",
-                "arr": [1, "two"],
-                "map": {"inner": false},
-                "empty": null,
-            })
-        );
-    }
-
-    #[test]
-    fn deep_values_stop() {
-        let mut v = AnyValue {
-            value: Some(any_value::Value::IntValue(1)),
-        };
-        for _ in 0..200 {
-            v = AnyValue {
-                value: Some(any_value::Value::ArrayValue(ArrayValue { values: vec![v] })),
-            };
-        }
-        let json = any_value_to_json(Some(&v));
-        let text = serde_json::to_string(&json).unwrap();
-        assert!(text.contains("null") && !text.contains('1'));
-    }
 
     #[test]
     fn timeframes() {

@@ -4,22 +4,17 @@
 //! loaded once.
 
 use super::sql::Sql;
+use super::stored_attributes::parse_attributes;
 use crate::sqlite::direct::{self, with_session, Row};
-use crate::sqlite::value::{
-    decode_any, hex, json_to_any, kind_value, parse_double, static_type, status_value, unhex,
-    SqlValue, BYTES, DOUBLE,
-};
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
+use crate::sqlite::value::{decode_any, hex, kind_value, status_value, unhex, SqlValue};
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{Span, Status};
-use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer};
-use serde_json::Value as Json;
 use sqlx::sqlite::{SqliteRow, SqliteValueRef};
 use sqlx::{Row as _, SqliteConnection, TypeInfo as _, Value as _, ValueRef as _};
-use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use teletrace_core::storage::{StorageError, StoredSpan};
 
 /// The value of attribute alias `a` in a JSON-safe form: doubles as exact text, bytes as
@@ -52,9 +47,10 @@ pub(crate) async fn trace(
 ) -> Result<Vec<StoredSpan>, StorageError> {
     let mut which = Sql::new("s.bucket IN (SELECT bucket FROM segments) AND s.trace_id = ");
     which.text_param(trace_id);
-    let mut spans = load(conn, &which, None).await?;
-    // Sorted here rather than by SQLite, which would sort whole rows, attributes included.
-    spans.sort_by(|a, b| {
+    let (mut spans, _) = load(conn, &which).await?;
+    // Sorted here rather than by SQLite, which would sort whole rows, attributes included;
+    // in place (an unstable sort allocates nothing), as the keys are unique.
+    spans.sort_unstable_by(|a, b| {
         (a.span.start_time_unix_nano, &a.span.span_id)
             .cmp(&(b.span.start_time_unix_nano, &b.span.span_id))
     });
@@ -68,13 +64,15 @@ pub(crate) async fn by_rowids(
     rowids: &[i64],
 ) -> Result<Vec<StoredSpan>, StorageError> {
     let position: HashMap<i64, usize> = rowids.iter().enumerate().map(|(i, r)| (*r, i)).collect();
-    let mut spans = Vec::with_capacity(rowids.len());
+    let mut found = Vec::with_capacity(rowids.len());
     for chunk in rowids.chunks(10_000) {
         let mut which = Sql::new("s.rowid IN ");
         which.list(chunk.iter().map(|r| SqlValue::Int(*r)));
-        spans.extend(load(conn, &which, Some(&position)).await?);
+        let (spans, read) = load(conn, &which).await?;
+        found.extend(read.into_iter().zip(spans));
     }
-    Ok(spans)
+    found.sort_by_key(|(rowid, _)| position.get(rowid).copied().unwrap_or(usize::MAX));
+    Ok(found.into_iter().map(|(_, span)| span).collect())
 }
 
 /// The columns `load` selects for each span, in the order [`span_row`] reads them.
@@ -87,41 +85,84 @@ const SPAN_COLUMNS: &str = "SELECT s.span_id, s.trace_id, s.trace_state, s.paren
      EXISTS (SELECT 1 FROM links AS l WHERE l.span_id = s.span_id), \
      s.attributes, s.rowid FROM spans AS s WHERE ";
 
-/// Loads the spans `which` (a condition on `spans AS s`) selects: one query for the span
-/// rows with their attributes, run through SQLite's C API in one call (`direct.rs`: the
-/// columns are read in place, with no row copied through sqlx's worker), one each for
-/// the events and links of the spans that have any, then each resource and scope once.
-/// With `order` (rowid to position), the spans come in that order; otherwise in the
-/// order SQLite returns them.
+/// Where each span read belongs, by index into [`Owners`]' lists, until the resources
+/// and scopes are loaded.
+struct Owner {
+    resource_set: Option<usize>,
+    dropped_resource_attributes: u32,
+    scope_id: i64,
+}
+
+/// The resource sets and scopes of the spans read, each once, and each span's.
+#[derive(Default)]
+struct Owners {
+    /// Distinct resource set IDs, in the order first seen.
+    sets: Vec<String>,
+    set_index: HashMap<String, usize>,
+    /// One per span, in the order read.
+    of_span: Vec<Owner>,
+}
+
+impl Owners {
+    fn push(&mut self, set_id: Option<&str>, dropped_resource_attributes: u32, scope_id: i64) {
+        let resource_set = set_id.map(|id| {
+            // Spans of one resource come together: the last set is the usual answer.
+            if self.sets.last().is_some_and(|last| last == id) {
+                return self.sets.len() - 1;
+            }
+            if let Some(index) = self.set_index.get(id) {
+                return *index;
+            }
+            self.sets.push(id.to_string());
+            self.set_index.insert(id.to_string(), self.sets.len() - 1);
+            self.sets.len() - 1
+        });
+        self.of_span.push(Owner {
+            resource_set,
+            dropped_resource_attributes,
+            scope_id,
+        });
+    }
+}
+
+/// Loads the spans `which` (a condition on `spans AS s`) selects, in the order SQLite
+/// returns them, with their rowids: one query for the span rows with their attributes,
+/// run through SQLite's C API in one call (`direct.rs`: the columns are read in place,
+/// with no row copied through sqlx's worker), one each for the events and links of the
+/// spans that have any, then each resource and scope once, shared by its spans.
 async fn load(
     conn: &mut SqliteConnection,
     which: &Sql,
-    order: Option<&HashMap<i64, usize>>,
-) -> Result<Vec<StoredSpan>, StorageError> {
+) -> Result<(Vec<StoredSpan>, Vec<i64>), StorageError> {
     let mut sql = Sql::new(SPAN_COLUMNS);
     sql.append(which);
-    let mut partials = Vec::new();
+    let mut spans = Vec::new();
+    let mut rowids = Vec::new();
+    let mut owners = Owners::default();
     let mut with_events = Vec::new();
     let mut with_links = Vec::new();
     let read = with_session(conn, |session| {
         session.prepare(sql.text())?.rows(sql.params(), |row| {
-            let (partial, has_events, has_links) = span_row(row)?;
-            if has_events {
-                with_events.push(SqlValue::Text(hex(&partial.stored.span.span_id)));
+            let read = span_row(row)?;
+            if read.has_events {
+                with_events.push(SqlValue::Text(hex(&read.stored.span.span_id)));
             }
-            if has_links {
-                with_links.push(SqlValue::Text(hex(&partial.stored.span.span_id)));
+            if read.has_links {
+                with_links.push(SqlValue::Text(hex(&read.stored.span.span_id)));
             }
-            partials.push(partial);
+            owners.push(
+                read.resource_set_id,
+                read.dropped_resource_attributes,
+                read.scope_id,
+            );
+            rowids.push(read.rowid);
+            spans.push(read.stored);
             Ok(())
         })
     })
     .await
     .map_err(backend)?;
     read.map_err(backend)?;
-    if let Some(order) = order {
-        partials.sort_by_key(|p| order.get(&p.rowid).copied().unwrap_or(usize::MAX));
-    }
 
     let mut events_by_span: HashMap<String, Vec<Event>> = HashMap::new();
     for chunk in with_events.chunks(10_000) {
@@ -170,56 +211,58 @@ async fn load(
         }
     }
     if !events_by_span.is_empty() || !links_by_span.is_empty() {
-        for p in &mut partials {
-            let id = crate::sqlite::value::hex(&p.stored.span.span_id);
+        for stored in &mut spans {
+            let id = hex(&stored.span.span_id);
             if let Some(events) = events_by_span.remove(&id) {
-                p.stored.span.events = events;
+                stored.span.events = events;
             }
             if let Some(links) = links_by_span.remove(&id) {
-                p.stored.span.links = links;
+                stored.span.links = links;
             }
         }
     }
-    assemble(conn, partials).await
+    attach_owners(conn, &mut spans, owners).await?;
+    Ok((spans, rowids))
 }
 
-/// A span row before its resource and scope are attached.
-struct Partial {
-    rowid: i64,
-    stored: StoredSpan,
-    resource_set_id: Option<String>,
-    dropped_resource_attributes: u32,
-    scope_id: i64,
-}
-
-async fn assemble(
+/// Loads each resource set and scope the spans name once, and gives each span its own
+/// (shared with the spans of the same resource, dropped count and scope).
+async fn attach_owners(
     conn: &mut SqliteConnection,
-    partials: Vec<Partial>,
-) -> Result<Vec<StoredSpan>, StorageError> {
-    let set_ids: BTreeSet<&str> = partials
-        .iter()
-        .filter_map(|p| p.resource_set_id.as_deref())
-        .collect();
-    let scope_ids: BTreeSet<i64> = partials.iter().map(|p| p.scope_id).collect();
+    spans: &mut [StoredSpan],
+    owners: Owners,
+) -> Result<(), StorageError> {
+    let set_ids: BTreeSet<&str> = owners.sets.iter().map(String::as_str).collect();
+    let scope_ids: BTreeSet<i64> = owners.of_span.iter().map(|o| o.scope_id).collect();
     let sets = load_resource_sets(conn, &set_ids).await?;
-    let scopes = load_scopes(conn, &scope_ids).await?;
-
-    let mut out = Vec::with_capacity(partials.len());
-    for p in partials {
-        let mut stored = p.stored;
-        stored.resource = Resource {
-            attributes: p
-                .resource_set_id
-                .as_deref()
-                .and_then(|id| sets.get(id).cloned())
-                .unwrap_or_default(),
-            dropped_attributes_count: p.dropped_resource_attributes,
-            ..Default::default()
-        };
-        stored.scope = scopes.get(&p.scope_id).cloned().unwrap_or_default();
-        out.push(stored);
+    let scopes: HashMap<i64, Arc<InstrumentationScope>> = load_scopes(conn, &scope_ids)
+        .await?
+        .into_iter()
+        .map(|(id, scope)| (id, Arc::new(scope)))
+        .collect();
+    let mut resources: HashMap<(Option<usize>, u32), Arc<Resource>> = HashMap::new();
+    for (stored, owner) in spans.iter_mut().zip(&owners.of_span) {
+        let dropped = owner.dropped_resource_attributes;
+        stored.resource = resources
+            .entry((owner.resource_set, dropped))
+            .or_insert_with(|| {
+                let attributes = owner
+                    .resource_set
+                    .and_then(|i| owners.sets.get(i))
+                    .and_then(|id| sets.get(id.as_str()).cloned())
+                    .unwrap_or_default();
+                Arc::new(Resource {
+                    attributes,
+                    dropped_attributes_count: dropped,
+                    ..Default::default()
+                })
+            })
+            .clone();
+        if let Some(scope) = scopes.get(&owner.scope_id) {
+            stored.scope = scope.clone();
+        }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn column<'r, T>(row: &'r SqliteRow, index: usize) -> Result<T, StorageError>
@@ -246,9 +289,19 @@ fn to_u32(v: i64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
-/// A span row as [`SPAN_COLUMNS`] selects it: the span, and whether it has events and
-/// links.
-fn span_row(row: &Row<'_>) -> direct::Result<(Partial, bool, bool)> {
+/// A span row as [`SPAN_COLUMNS`] selects it.
+struct SpanRow<'r> {
+    stored: StoredSpan,
+    rowid: i64,
+    resource_set_id: Option<&'r str>,
+    dropped_resource_attributes: u32,
+    scope_id: i64,
+    has_events: bool,
+    has_links: bool,
+}
+
+/// Reads a span row as [`SPAN_COLUMNS`] selects it.
+fn span_row<'r>(row: &'r Row<'_>) -> direct::Result<SpanRow<'r>> {
     let id = |column| {
         row.text(column)
             .map(|t| t.and_then(unhex).unwrap_or_default())
@@ -282,149 +335,20 @@ fn span_row(row: &Row<'_>) -> direct::Result<(Partial, bool, bool)> {
             code: row.text(10)?.and_then(status_value).unwrap_or(0),
         }),
     };
-    let partial = Partial {
-        rowid: row.int(21)?,
+    Ok(SpanRow {
         stored: StoredSpan {
             span,
             duration_ns: to_u64(row.int(14)?),
             ingestion_time_ns: to_u64(row.int(15)?),
             ..Default::default()
         },
-        resource_set_id: row.text(17)?.map(str::to_string),
+        rowid: row.int(21)?,
+        resource_set_id: row.text(17)?,
         dropped_resource_attributes: to_u32(row.int(11)?),
         scope_id: row.int(16)?,
-    };
-    Ok((partial, row.int(18)? != 0, row.int(19)? != 0))
-}
-
-/// `[[key, type, value], ...]` as written by [`attributes_json`] and stored in
-/// `spans.attributes` (see `sqlite::attributes`), read straight into `KeyValue`s.
-fn parse_attributes(text: Option<&str>) -> Result<Vec<KeyValue>, StorageError> {
-    let Some(text) = text else {
-        return Ok(Vec::new());
-    };
-    let items: Vec<StoredAttribute> = serde_json::from_str(text).map_err(backend)?;
-    Ok(items.into_iter().map(|a| a.0).collect())
-}
-
-/// One stored attribute, `[key, type, value]`.
-struct StoredAttribute(KeyValue);
-
-impl<'de> Deserialize<'de> for StoredAttribute {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_seq(AttributeVisitor)
-    }
-}
-
-struct AttributeVisitor;
-
-impl<'de> Visitor<'de> for AttributeVisitor {
-    type Value = StoredAttribute;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an attribute as [key, type, value]")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StoredAttribute, A::Error> {
-        let key: String = seq
-            .next_element()?
-            .ok_or_else(|| de::Error::invalid_length(0, &self))?;
-        let TypeName(type_name) = seq
-            .next_element()?
-            .ok_or_else(|| de::Error::invalid_length(1, &self))?;
-        let value = seq
-            .next_element_seed(ValueOfType(&type_name))?
-            .ok_or_else(|| de::Error::invalid_length(2, &self))?;
-        Ok(StoredAttribute(KeyValue {
-            key,
-            value: Some(value),
-            ..Default::default()
-        }))
-    }
-}
-
-/// An attribute's `type`, borrowed from the known names when it is one.
-struct TypeName(Cow<'static, str>);
-
-impl<'de> Deserialize<'de> for TypeName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Name;
-        impl Visitor<'_> for Name {
-            type Value = TypeName;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an attribute type name")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<TypeName, E> {
-                Ok(TypeName(
-                    static_type(v).map_or_else(|| Cow::Owned(v.to_string()), Cow::Borrowed),
-                ))
-            }
-        }
-        d.deserialize_str(Name)
-    }
-}
-
-/// A stored value of the given type, decoded as [`decode_any`] does; arrays and maps
-/// written as JSON structures (rather than JSON text) are taken as they are.
-struct ValueOfType<'t>(&'t str);
-
-impl<'de> DeserializeSeed<'de> for ValueOfType<'_> {
-    type Value = AnyValue;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<AnyValue, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ValueOfType<'_> {
-    type Value = AnyValue;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an attribute value")
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<AnyValue, E> {
-        Ok(decode_any(self.0, SqlValue::Null))
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<AnyValue, E> {
-        Ok(decode_any(self.0, SqlValue::Int(i64::from(v))))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<AnyValue, E> {
-        Ok(decode_any(self.0, SqlValue::Int(v)))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<AnyValue, E> {
-        let stored = i64::try_from(v).map_or(SqlValue::Real(v as f64), SqlValue::Int);
-        Ok(decode_any(self.0, stored))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<AnyValue, E> {
-        Ok(decode_any(self.0, SqlValue::Real(v)))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<AnyValue, E> {
-        let stored = match self.0 {
-            DOUBLE => parse_double(v).map(SqlValue::Real),
-            BYTES => unhex(v).map(SqlValue::Blob),
-            _ => None,
-        };
-        Ok(decode_any(
-            self.0,
-            stored.unwrap_or_else(|| SqlValue::Text(v.to_string())),
-        ))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<AnyValue, A::Error> {
-        let json = Json::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-        Ok(json_to_any(&json))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<AnyValue, A::Error> {
-        let json = Json::deserialize(de::value::MapAccessDeserializer::new(map))?;
-        Ok(json_to_any(&json))
-    }
+        has_events: row.int(18)? != 0,
+        has_links: row.int(19)? != 0,
+    })
 }
 
 /// Reads a dynamically typed column.
@@ -512,64 +436,4 @@ async fn load_scopes(
         }
     }
     Ok(scopes)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use opentelemetry_proto::tonic::common::v1::any_value::Value;
-
-    #[test]
-    fn json_attributes_decode_by_type() {
-        let parsed = parse_attributes(Some(
-            r#"[["d","Double","0.10000000000000001"],["b","Bytes","00FF"],["t","Bool",1],["m","Map","{\"k\":[1,2.5]}"],["e","Empty",null]]"#,
-        ))
-        .unwrap();
-        assert_eq!(
-            parsed[0].value.as_ref().unwrap().value,
-            Some(Value::DoubleValue(0.1))
-        );
-        assert_eq!(
-            parsed[1].value.as_ref().unwrap().value,
-            Some(Value::BytesValue(vec![0, 255]))
-        );
-        assert_eq!(
-            parsed[2].value.as_ref().unwrap().value,
-            Some(Value::BoolValue(true))
-        );
-        assert!(matches!(
-            parsed[3].value.as_ref().unwrap().value,
-            Some(Value::KvlistValue(_))
-        ));
-        assert_eq!(parsed[4].value.as_ref().unwrap().value, None);
-    }
-
-    #[test]
-    fn stored_attributes_keep_escapes_extremes_and_unknown_types() {
-        let parsed = parse_attributes(Some(
-            r#"[["k\"ey\u00e9","Str","a\nb"],["min","Int",-9223372036854775808],["big","Int",18446744073709551615],["s","Slice","[1,\"x\"]"],["nan","Double","NaN"],["raw","Slice",[true]],["odd","Custom","v"]]"#,
-        ))
-        .unwrap();
-        let value = |i: usize| parsed[i].value.as_ref().unwrap().value.clone();
-        assert_eq!(parsed[0].key, "k\"ey\u{e9}");
-        assert_eq!(value(0), Some(Value::StringValue("a\nb".into())));
-        assert_eq!(value(1), Some(Value::IntValue(i64::MIN)));
-        assert!(matches!(value(2), Some(Value::DoubleValue(d)) if d == u64::MAX as f64));
-        let Some(Value::ArrayValue(items)) = value(3) else {
-            panic!("a slice stored as JSON text: {:?}", value(3));
-        };
-        assert_eq!(items.values.len(), 2);
-        assert!(matches!(value(4), Some(Value::DoubleValue(d)) if d.is_nan()));
-        assert!(matches!(value(5), Some(Value::ArrayValue(_))));
-        assert_eq!(parsed[6].key, "odd");
-        for bad in [
-            r#"[["k","Str"]]"#,
-            r#"[["k"]]"#,
-            r#"[[1,"Str","v"]]"#,
-            r#"{"k":1}"#,
-        ] {
-            assert!(parse_attributes(Some(bad)).is_err(), "{bad}");
-        }
-        assert!(parse_attributes(None).unwrap().is_empty());
-    }
 }

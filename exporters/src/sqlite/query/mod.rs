@@ -12,6 +12,7 @@ mod dependencies;
 mod metrics;
 mod search;
 pub(crate) mod services;
+mod stored_attributes;
 mod traces;
 
 pub(crate) use aggregate::{tag_statistics, tag_values};

@@ -1,5 +1,7 @@
-//! A small JSON writer appending straight to a byte buffer: what both document shapes
-//! are written with, without building a `serde_json::Value` per span.
+//! A small JSON writer appending straight to a byte buffer, for JSON written per span
+//! where building a `serde_json::Value` (or any tree) first would cost more than the
+//! writing: the query API's responses and the elasticsearch exporter's documents (see
+//! [`crate::span_json`] for the Teletrace v1 span shape both use).
 
 use base64::Engine as _;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};

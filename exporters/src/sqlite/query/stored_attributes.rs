@@ -1,0 +1,420 @@
+//! Span, event and link attributes as the store keeps them on the row:
+//! `[[key, type, value], ...]` (JSON text, written by `sqlite::attributes` and by
+//! `load::attributes_json`), read back into OTLP `KeyValue`s.
+//!
+//! Most attribute lists are plain (keys and strings without escapes, scalar values);
+//! those are read by a scanner made for exactly that, which allocates only the keys and
+//! strings it returns. Anything else (an escape, a nested array or map, a number out of
+//! `i64` range) is read by `serde_json`, with the same result.
+
+use super::super::value::{
+    decode_any, json_to_any, parse_double, static_type, unhex, SqlValue, BYTES, DOUBLE,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value as Json;
+use std::borrow::Cow;
+use teletrace_core::storage::StorageError;
+
+/// `[[key, type, value], ...]` as written by `load::attributes_json` and stored in
+/// `spans.attributes` (see `sqlite::attributes`), read straight into `KeyValue`s.
+pub(crate) fn parse_attributes(text: Option<&str>) -> Result<Vec<KeyValue>, StorageError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    if let Some(plain) = parse_plain(text) {
+        return Ok(plain);
+    }
+    parse_with_serde(text)
+}
+
+fn parse_with_serde(text: &str) -> Result<Vec<KeyValue>, StorageError> {
+    let items: Vec<StoredAttribute> = serde_json::from_str(text)
+        .map_err(|e| StorageError::Backend(format!("sqlite: stored attributes: {e}")))?;
+    Ok(items.into_iter().map(|a| a.0).collect())
+}
+
+/// One stored attribute, `[key, type, value]`.
+struct StoredAttribute(KeyValue);
+
+impl<'de> Deserialize<'de> for StoredAttribute {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_seq(AttributeVisitor)
+    }
+}
+
+struct AttributeVisitor;
+
+impl<'de> Visitor<'de> for AttributeVisitor {
+    type Value = StoredAttribute;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an attribute as [key, type, value]")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StoredAttribute, A::Error> {
+        let key: String = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+        let TypeName(type_name) = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+        let value = seq
+            .next_element_seed(ValueOfType(&type_name))?
+            .ok_or_else(|| de::Error::invalid_length(2, &self))?;
+        Ok(StoredAttribute(KeyValue {
+            key,
+            value: Some(value),
+            ..Default::default()
+        }))
+    }
+}
+
+/// An attribute's `type`, borrowed from the known names when it is one.
+struct TypeName(Cow<'static, str>);
+
+impl<'de> Deserialize<'de> for TypeName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl Visitor<'_> for Name {
+            type Value = TypeName;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an attribute type name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TypeName, E> {
+                Ok(TypeName(
+                    static_type(v).map_or_else(|| Cow::Owned(v.to_string()), Cow::Borrowed),
+                ))
+            }
+        }
+        d.deserialize_str(Name)
+    }
+}
+
+/// A stored value of the given type, decoded as [`decode_any`] does; arrays and maps
+/// written as JSON structures (rather than JSON text) are taken as they are.
+struct ValueOfType<'t>(&'t str);
+
+impl<'de> DeserializeSeed<'de> for ValueOfType<'_> {
+    type Value = AnyValue;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<AnyValue, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueOfType<'_> {
+    type Value = AnyValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an attribute value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<AnyValue, E> {
+        Ok(decode_any(self.0, SqlValue::Null))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<AnyValue, E> {
+        Ok(decode_any(self.0, SqlValue::Int(i64::from(v))))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<AnyValue, E> {
+        Ok(decode_any(self.0, SqlValue::Int(v)))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<AnyValue, E> {
+        let stored = i64::try_from(v).map_or(SqlValue::Real(v as f64), SqlValue::Int);
+        Ok(decode_any(self.0, stored))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<AnyValue, E> {
+        Ok(decode_any(self.0, SqlValue::Real(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<AnyValue, E> {
+        let stored = match self.0 {
+            DOUBLE => parse_double(v).map(SqlValue::Real),
+            BYTES => unhex(v).map(SqlValue::Blob),
+            _ => None,
+        };
+        Ok(decode_any(
+            self.0,
+            stored.unwrap_or_else(|| SqlValue::Text(v.to_string())),
+        ))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<AnyValue, A::Error> {
+        let json = Json::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(json_to_any(&json))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<AnyValue, A::Error> {
+        let json = Json::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        Ok(json_to_any(&json))
+    }
+}
+
+/// The plain-list scanner: `None` when `text` is not a plain list (the caller then
+/// parses it with `serde_json`), never a different answer than that parse.
+fn parse_plain(text: &str) -> Option<Vec<KeyValue>> {
+    let mut scan = Scan {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+    };
+    // An upper bound on the attributes: each opens a bracket.
+    let mut out = Vec::with_capacity(scan.bytes.iter().filter(|b| **b == b'[').count());
+    scan.expect(b'[')?;
+    if scan.eat(b']') {
+        return scan.at_end().then_some(out);
+    }
+    loop {
+        scan.expect(b'[')?;
+        let key = scan.string()?;
+        scan.expect(b',')?;
+        let type_name = static_type(scan.string()?)?;
+        scan.expect(b',')?;
+        let stored = match scan.peek()? {
+            b'"' => {
+                let v = scan.string()?;
+                let stored = match type_name {
+                    DOUBLE => parse_double(v).map(SqlValue::Real),
+                    BYTES => unhex(v).map(SqlValue::Blob),
+                    _ => None,
+                };
+                stored.unwrap_or_else(|| SqlValue::Text(v.to_string()))
+            }
+            b'n' => scan.word("null", SqlValue::Null)?,
+            b't' => scan.word("true", SqlValue::Int(1))?,
+            b'f' => scan.word("false", SqlValue::Int(0))?,
+            _ => scan.number()?,
+        };
+        scan.expect(b']')?;
+        out.push(KeyValue {
+            key: key.to_string(),
+            value: Some(decode_any(type_name, stored)),
+            ..Default::default()
+        });
+        if !scan.eat(b',') {
+            break;
+        }
+    }
+    scan.expect(b']')?;
+    scan.at_end().then_some(out)
+}
+
+/// A cursor over a plain attribute list.
+struct Scan<'t> {
+    text: &'t str,
+    bytes: &'t [u8],
+    at: usize,
+}
+
+impl<'t> Scan<'t> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        let here = self.peek() == Some(byte);
+        if here {
+            self.at += 1;
+        }
+        here
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        self.eat(byte).then_some(())
+    }
+
+    fn at_end(&self) -> bool {
+        self.at == self.bytes.len()
+    }
+
+    /// A string without escapes or control characters, borrowed.
+    fn string(&mut self) -> Option<&'t str> {
+        self.expect(b'"')?;
+        let start = self.at;
+        loop {
+            match self.peek()? {
+                b'"' => break,
+                b'\\' | 0x00..=0x1f => return None,
+                _ => self.at += 1,
+            }
+        }
+        let s = self.text.get(start..self.at)?;
+        self.at += 1;
+        Some(s)
+    }
+
+    fn word(&mut self, word: &str, value: SqlValue) -> Option<SqlValue> {
+        let end = self.at + word.len();
+        (self.bytes.get(self.at..end)? == word.as_bytes()).then(|| {
+            self.at = end;
+            value
+        })
+    }
+
+    /// A JSON number: an integer in `i64` range, or a double.
+    fn number(&mut self) -> Option<SqlValue> {
+        let start = self.at;
+        let mut integral = true;
+        while let Some(b) = self.peek() {
+            match b {
+                b'0'..=b'9' | b'-' => {}
+                b'.' | b'e' | b'E' | b'+' => integral = false,
+                _ => break,
+            }
+            self.at += 1;
+        }
+        let text = self.text.get(start..self.at)?;
+        if !valid_json_number(text) {
+            return None;
+        }
+        if integral {
+            text.parse().ok().map(SqlValue::Int)
+        } else {
+            text.parse().ok().map(SqlValue::Real)
+        }
+    }
+}
+
+/// JSON's number grammar, which is stricter than Rust's `parse` (no `+1`, `01`, `1.`,
+/// `.5`).
+fn valid_json_number(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let from = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - from
+    };
+    let whole = i;
+    match digits(&mut i) {
+        0 => return false,
+        n if n > 1 && b[whole] == b'0' => return false,
+        _ => {}
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+
+    #[test]
+    fn json_attributes_decode_by_type() {
+        let parsed = parse_attributes(Some(
+            r#"[["d","Double","0.10000000000000001"],["b","Bytes","00FF"],["t","Bool",1],["m","Map","{\"k\":[1,2.5]}"],["e","Empty",null]]"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            parsed[0].value.as_ref().unwrap().value,
+            Some(Value::DoubleValue(0.1))
+        );
+        assert_eq!(
+            parsed[1].value.as_ref().unwrap().value,
+            Some(Value::BytesValue(vec![0, 255]))
+        );
+        assert_eq!(
+            parsed[2].value.as_ref().unwrap().value,
+            Some(Value::BoolValue(true))
+        );
+        assert!(matches!(
+            parsed[3].value.as_ref().unwrap().value,
+            Some(Value::KvlistValue(_))
+        ));
+        assert_eq!(parsed[4].value.as_ref().unwrap().value, None);
+    }
+
+    #[test]
+    fn stored_attributes_keep_escapes_extremes_and_unknown_types() {
+        let parsed = parse_attributes(Some(
+            r#"[["k\"ey\u00e9","Str","a\nb"],["min","Int",-9223372036854775808],["big","Int",18446744073709551615],["s","Slice","[1,\"x\"]"],["nan","Double","NaN"],["raw","Slice",[true]],["odd","Custom","v"]]"#,
+        ))
+        .unwrap();
+        let value = |i: usize| parsed[i].value.as_ref().unwrap().value.clone();
+        assert_eq!(parsed[0].key, "k\"ey\u{e9}");
+        assert_eq!(value(0), Some(Value::StringValue("a\nb".into())));
+        assert_eq!(value(1), Some(Value::IntValue(i64::MIN)));
+        assert!(matches!(value(2), Some(Value::DoubleValue(d)) if d == u64::MAX as f64));
+        let Some(Value::ArrayValue(items)) = value(3) else {
+            panic!("a slice stored as JSON text: {:?}", value(3));
+        };
+        assert_eq!(items.values.len(), 2);
+        assert!(matches!(value(4), Some(Value::DoubleValue(d)) if d.is_nan()));
+        assert!(matches!(value(5), Some(Value::ArrayValue(_))));
+        assert_eq!(parsed[6].key, "odd");
+        for bad in [
+            r#"[["k","Str"]]"#,
+            r#"[["k"]]"#,
+            r#"[[1,"Str","v"]]"#,
+            r#"{"k":1}"#,
+        ] {
+            assert!(parse_attributes(Some(bad)).is_err(), "{bad}");
+        }
+        assert!(parse_attributes(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn plain_lists_read_as_serde_reads_them() {
+        for text in [
+            "[]",
+            r#"[["a","Str","x"]]"#,
+            r#"[["http.method","Str","GET"],["code","Int",-500],["ok","Bool",1],["no","Bool",0]]"#,
+            r#"[["d","Double","0.10000000000000001"],["e","Double",2.5e-3],["f","Double",7]]"#,
+            r#"[["inf","Double","-Inf"],["b","Bytes","00ff10"],["bad","Bytes","zz"]]"#,
+            r#"[["n","Empty",null],["t","Bool",true],["u","Bool",false],["é✓","Str","ü"]]"#,
+            r#"[["min","Int",-9223372036854775808],["zero","Int",0],["neg0","Double",-0.0]]"#,
+            r#"[["s","Slice","[1]"],["m","Map","{}"],["i","Int",1.5]]"#,
+        ] {
+            let plain = parse_plain(text).unwrap_or_else(|| panic!("not plain: {text}"));
+            let serde = parse_with_serde(text).unwrap();
+            assert_eq!(format!("{plain:?}"), format!("{serde:?}"), "{text}");
+        }
+    }
+
+    #[test]
+    fn anything_else_is_left_to_serde() {
+        for text in [
+            r#"[["k\"ey","Str","v"]]"#,
+            r#"[["k","Str","a\nb"]]"#,
+            r#"[["raw","Slice",[true]]]"#,
+            r#"[["raw","Map",{"k":1}]]"#,
+            r#"[["big","Int",18446744073709551615]]"#,
+            r#"[["odd","Custom","v"]]"#,
+            r#"[ ["k","Str","v"]]"#,
+            r#"[["k","Int",01]]"#,
+            r#"[["k","Int",1.]]"#,
+            r#"[["k","Int",+1]]"#,
+            r#"[["k","Int",-]]"#,
+            r#"[["k","Str","v"]]x"#,
+            r#"[["k","Str","v"],]"#,
+            r#"[["k","Str"]]"#,
+            r#"[["k"]]"#,
+            r#"{"k":1}"#,
+            "",
+        ] {
+            assert!(parse_plain(text).is_none(), "{text}");
+        }
+    }
+}
