@@ -236,16 +236,15 @@ impl<'t> Scan<'t> {
     fn string(&mut self) -> Option<&'t str> {
         self.expect(b'"')?;
         let start = self.at;
-        loop {
-            match self.peek()? {
-                b'"' => break,
-                b'\\' | 0x00..=0x1f => return None,
-                _ => self.at += 1,
-            }
+        let end = start
+            + self.bytes[start..]
+                .iter()
+                .position(|&b| matches!(b, b'"' | b'\\' | 0x00..=0x1f))?;
+        if self.bytes[end] != b'"' {
+            return None;
         }
-        let s = self.text.get(start..self.at)?;
-        self.at += 1;
-        Some(s)
+        self.at = end + 1;
+        self.text.get(start..end)
     }
 
     fn word(&mut self, word: &str, value: SqlValue) -> Option<SqlValue> {
