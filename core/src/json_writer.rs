@@ -201,36 +201,47 @@ pub fn attributes_except(
 ) {
     out.push(b'{');
     let mut first = true;
-    for_each_last(attrs, |kv| {
-        if skip.contains(&kv.key.as_str()) {
-            return;
-        }
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        key(out, &kv.key);
-        any_value(out, kv.value.as_ref(), style, depth);
-    });
+    for_each_last(
+        attrs,
+        |kv| kv.key.as_str(),
+        |kv| {
+            if skip.contains(&kv.key.as_str()) {
+                return;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            key(out, &kv.key);
+            any_value(out, kv.value.as_ref(), style, depth);
+        },
+    );
     out.push(b'}');
 }
 
-/// Calls `f` for each attribute whose key does not appear again later in the list.
-fn for_each_last<'a>(attrs: &'a [KeyValue], mut f: impl FnMut(&'a KeyValue)) {
-    if attrs.len() <= 16 {
-        for (i, kv) in attrs.iter().enumerate() {
-            if !attrs[i + 1..].iter().any(|later| later.key == kv.key) {
-                f(kv);
+/// Calls `f` for each item whose key (as `key` reads it) does not appear again later in
+/// the list, in order: how an attribute list becomes a JSON object where a repeated key
+/// keeps its last value.
+pub fn for_each_last<'a, T>(
+    items: &'a [T],
+    key: impl Fn(&'a T) -> &'a str,
+    mut f: impl FnMut(&'a T),
+) {
+    if items.len() <= 16 {
+        for (i, item) in items.iter().enumerate() {
+            let k = key(item);
+            if !items[i + 1..].iter().any(|later| key(later) == k) {
+                f(item);
             }
         }
     } else {
-        let mut last: HashMap<&str, usize> = HashMap::with_capacity(attrs.len());
-        for (i, kv) in attrs.iter().enumerate() {
-            last.insert(kv.key.as_str(), i);
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            last.insert(key(item), i);
         }
-        for (i, kv) in attrs.iter().enumerate() {
-            if last.get(kv.key.as_str()) == Some(&i) {
-                f(kv);
+        for (i, item) in items.iter().enumerate() {
+            if last.get(key(item)) == Some(&i) {
+                f(item);
             }
         }
     }

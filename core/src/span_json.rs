@@ -30,9 +30,29 @@ use crate::json_writer::{self as json, ValueStyle};
 use crate::storage::StoredSpan;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::Span;
 
 const STYLE: ValueStyle = ValueStyle::Teletrace;
+
+/// Appends stored spans as a JSON array, `[span, ...]`.
+pub fn write_array(out: &mut Vec<u8>, spans: &[StoredSpan]) {
+    out.push(b'[');
+    for (i, stored) in spans.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let before = out.len();
+        write_stored_span(out, stored);
+        if i == 0 {
+            // The rest are sized like the first, give or take: one allocation, not a
+            // dozen doublings copying megabytes for a large trace.
+            let first = out.len() - before;
+            out.reserve((spans.len() - 1) * (first + first / 4 + 1) + 1);
+        }
+    }
+    out.push(b']');
+}
 
 /// Appends a stored span as one JSON object.
 pub fn write_stored_span(out: &mut Vec<u8>, stored: &StoredSpan) {
@@ -84,8 +104,32 @@ pub fn write_fields(
     json::attributes(out, &span.attributes, STYLE, 0);
     out.extend_from_slice(b",\"droppedAttributesCount\":");
     json::uint(out, span.dropped_attributes_count.into());
-    out.extend_from_slice(b",\"events\":[");
-    for (i, event) in span.events.iter().enumerate() {
+    out.extend_from_slice(b",\"events\":");
+    write_events(out, &span.events);
+    out.extend_from_slice(b",\"droppedEventsCount\":");
+    json::uint(out, span.dropped_events_count.into());
+    out.extend_from_slice(b",\"links\":");
+    write_links(out, &span.links);
+    out.extend_from_slice(b",\"droppedLinksCount\":");
+    json::uint(out, span.dropped_links_count.into());
+    let (message, code) = span
+        .status
+        .as_ref()
+        .map_or(("", 0), |s| (s.message.as_str(), s.code));
+    out.extend_from_slice(b",\"status\":{\"message\":");
+    json::string(out, message);
+    out.extend_from_slice(b",\"code\":");
+    json::int(out, code.into());
+    out.extend_from_slice(b"}},\"externalFields\":{\"durationNano\":");
+    json::uint(out, duration_ns);
+    out.extend_from_slice(b"},\"ingestionTimeUnixNano\":");
+    json::uint(out, ingestion_time_ns);
+}
+
+/// Appends a span's `events` array.
+pub fn write_events(out: &mut Vec<u8>, events: &[Event]) {
+    out.push(b'[');
+    for (i, event) in events.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -99,10 +143,13 @@ pub fn write_fields(
         json::uint(out, event.dropped_attributes_count.into());
         out.push(b'}');
     }
-    out.extend_from_slice(b"],\"droppedEventsCount\":");
-    json::uint(out, span.dropped_events_count.into());
-    out.extend_from_slice(b",\"links\":[");
-    for (i, link) in span.links.iter().enumerate() {
+    out.push(b']');
+}
+
+/// Appends a span's `links` array.
+pub fn write_links(out: &mut Vec<u8>, links: &[Link]) {
+    out.push(b'[');
+    for (i, link) in links.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -118,20 +165,7 @@ pub fn write_fields(
         json::uint(out, link.dropped_attributes_count.into());
         out.push(b'}');
     }
-    out.extend_from_slice(b"],\"droppedLinksCount\":");
-    json::uint(out, span.dropped_links_count.into());
-    let (message, code) = span
-        .status
-        .as_ref()
-        .map_or(("", 0), |s| (s.message.as_str(), s.code));
-    out.extend_from_slice(b",\"status\":{\"message\":");
-    json::string(out, message);
-    out.extend_from_slice(b",\"code\":");
-    json::int(out, code.into());
-    out.extend_from_slice(b"}},\"externalFields\":{\"durationNano\":");
-    json::uint(out, duration_ns);
-    out.extend_from_slice(b"},\"ingestionTimeUnixNano\":");
-    json::uint(out, ingestion_time_ns);
+    out.push(b']');
 }
 
 /// Appends the `resource` object.
@@ -162,7 +196,6 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::{
         any_value::Value as V, AnyValue, ArrayValue, KeyValue, KeyValueList,
     };
-    use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
     use opentelemetry_proto::tonic::trace::v1::Status;
     use serde_json::json;
     use std::sync::Arc;

@@ -193,6 +193,23 @@ pub trait TraceReader: Send + Sync {
     /// Every span of a trace (however many), ordered by start time. Empty when unknown.
     async fn get_trace(&self, trace_id: &[u8; 16]) -> Result<Vec<StoredSpan>, StorageError>;
 
+    /// Appends every span of a trace to `out` as a JSON array in the Teletrace v1 shape
+    /// ([`crate::span_json`]), in [`TraceReader::get_trace`]'s order, and returns how many
+    /// spans it wrote (`[]` and 0 when unknown). What the query API answers
+    /// `GET /v1/trace/{id}` with. This default writes what `get_trace` returns; a store
+    /// that can write the JSON without building every span's OTLP structs first (the
+    /// `sqlite` exporter's reader does) answers faster by overriding it, with the same
+    /// JSON.
+    async fn write_trace_json(
+        &self,
+        trace_id: &[u8; 16],
+        out: &mut Vec<u8>,
+    ) -> Result<usize, StorageError> {
+        let spans = self.get_trace(trace_id).await?;
+        crate::span_json::write_array(out, &spans);
+        Ok(spans.len())
+    }
+
     /// Every tag name known to the store, with its type.
     async fn tags(&self) -> Result<Vec<TagInfo>, StorageError>;
 

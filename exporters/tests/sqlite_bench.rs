@@ -717,6 +717,19 @@ async fn sqlite_bench_reads_on_kept_database() {
         assert_eq!(spans.len(), 2000);
     }
     println!("get_trace (2,000 spans): {}", percentiles(samples));
+    let mut samples = Vec::new();
+    for _ in 0..env("SQLITE_BENCH_REPEAT", 50) {
+        let t = Instant::now();
+        let mut json = Vec::new();
+        let spans = store
+            .reader
+            .write_trace_json(&big_id, &mut json)
+            .await
+            .unwrap();
+        samples.push(t.elapsed());
+        assert_eq!(spans, 2000);
+    }
+    println!("write_trace_json (2,000 spans): {}", percentiles(samples));
     println!(
         "GET /v1/trace/{{id}} over HTTP (2,000 spans): {}",
         http_get_trace(

@@ -975,3 +975,208 @@ async fn sqlite_tags_values_and_statistics() {
     assert!(none.is_empty());
     store.exporter.shutdown().await.unwrap();
 }
+
+/// The JSON `GET /v1/trace/{id}` answers with, written by the store from its rows
+/// (`write_trace_json`), is byte for byte what the query API would write from the spans
+/// `get_trace` returns: for every kind of value, escapes, a repeated key, resources and
+/// scopes with dropped counts, events, links, and start times that tie.
+#[tokio::test]
+async fn sqlite_trace_json_from_rows_equals_the_json_of_the_spans_read() {
+    use opentelemetry_proto::tonic::common::v1::{
+        any_value::Value as V, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::span::Link;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Status};
+    use teletrace_core::Traces;
+
+    let any = |v: V| AnyValue { value: Some(v) };
+    let every_value = vec![
+        kv("str", s("plain")),
+        kv("escaped", s("q\"uote\\back\nline\u{1}é😀")),
+        kv("k\"ey", s("v")),
+        kv("int", i(i64::MIN)),
+        kv("int.max", i(i64::MAX)),
+        kv("double", d(0.1)),
+        kv("double.whole", d(3.0)),
+        kv("double.big", d(1e300)),
+        kv("nan", d(f64::NAN)),
+        kv("inf", d(f64::NEG_INFINITY)),
+        kv("neg.zero", d(-0.0)),
+        kv("bool", b(true)),
+        kv("bytes", any(V::BytesValue(vec![0, 1, 0xfe, 0xff]))),
+        kv(
+            "array",
+            any(V::ArrayValue(ArrayValue {
+                values: vec![i(1), s("two"), d(2.5), b(false)],
+            })),
+        ),
+        kv(
+            "map",
+            any(V::KvlistValue(KeyValueList {
+                values: vec![kv("inner", s("x")), kv("n", i(7))],
+            })),
+        ),
+        KeyValue {
+            key: "empty".into(),
+            value: None,
+            ..Default::default()
+        },
+        kv("str", s("repeated: the store keeps the first value")),
+    ];
+    // Stored without a backslash anywhere: read by the plain-list scanner, where the
+    // list above goes through serde_json.
+    let plain_values = vec![
+        kv("str", s("plain")),
+        kv("int", i(i64::MIN)),
+        kv("double", d(0.1)),
+        kv("double.whole", d(3.0)),
+        kv("nan", d(f64::NAN)),
+        kv("inf", d(f64::NEG_INFINITY)),
+        kv("neg.zero", d(-0.0)),
+        kv("bool", b(false)),
+        kv("bytes", any(V::BytesValue(vec![0, 0xff]))),
+        kv(
+            "ints",
+            any(V::ArrayValue(ArrayValue {
+                values: vec![i(1), i(-2)],
+            })),
+        ),
+        KeyValue {
+            key: "empty".into(),
+            value: None,
+            ..Default::default()
+        },
+    ];
+    let rich = |id: u64, start: u64| {
+        let values = if id.is_multiple_of(2) {
+            &plain_values
+        } else {
+            &every_value
+        };
+        let mut sp = span(77, id, &format!("op \"{id}\""), start, 500, values.clone());
+        sp.trace_state = "vendor=a,other=\"b\"".into();
+        sp.parent_span_id = span_id(1);
+        sp.kind = (id % 6) as i32;
+        sp.dropped_attributes_count = 3;
+        sp.dropped_events_count = 4;
+        sp.dropped_links_count = 5;
+        sp.status = Some(Status {
+            message: "bad\ttab".into(),
+            code: (id % 3) as i32,
+        });
+        sp
+    };
+    let mut with_children = rich(2, 1_000);
+    with_children.events = vec![
+        Event {
+            time_unix_nano: 1_100,
+            name: "first".into(),
+            attributes: every_value.clone(),
+            dropped_attributes_count: 1,
+        },
+        Event {
+            time_unix_nano: 1_200,
+            name: "second \"one\"".into(),
+            ..Default::default()
+        },
+    ];
+    with_children.links = vec![Link {
+        trace_id: trace_id(78),
+        span_id: span_id(9),
+        trace_state: "l=1".into(),
+        attributes: vec![kv("link.attr", d(1.5))],
+        dropped_attributes_count: 2,
+        flags: 0,
+    }];
+    let resource = |attributes: Vec<KeyValue>, dropped| Resource {
+        attributes,
+        dropped_attributes_count: dropped,
+        ..Default::default()
+    };
+    let scope = |name: &str, attributes| InstrumentationScope {
+        name: name.into(),
+        version: "2.0".into(),
+        attributes,
+        dropped_attributes_count: 6,
+    };
+    let traces = Traces::new(vec![
+        ResourceSpans {
+            resource: Some(resource(
+                vec![kv("service.name", s("front")), kv("host.cores", i(8))],
+                1,
+            )),
+            scope_spans: vec![
+                ScopeSpans {
+                    scope: Some(scope("lib \"a\"", vec![kv("scope.attr", b(true))])),
+                    // Spans 3 and 4 start at the same time: the span ID orders them.
+                    spans: vec![with_children, rich(4, 3_000), rich(3, 3_000)],
+                    ..Default::default()
+                },
+                ScopeSpans {
+                    scope: Some(scope("lib-b", vec![])),
+                    spans: vec![rich(5, 500)],
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        },
+        ResourceSpans {
+            resource: Some(resource(vec![kv("service.name", s("back"))], 0)),
+            scope_spans: vec![ScopeSpans {
+                scope: None,
+                spans: vec![rich(6, 2_000), span(79, 10, "another trace", 1, 1, vec![])],
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), |_| {}).await;
+    store.exporter.consume(traces).await.unwrap();
+
+    let id: [u8; 16] = trace_id(77).try_into().unwrap();
+    let spans = store.reader.get_trace(&id).await.unwrap();
+    assert_eq!(spans.len(), 5);
+    assert_eq!(spans[3].span.span_id, span_id(3), "ties ordered by span ID");
+    assert_eq!(spans[4].span.span_id, span_id(4));
+    assert_eq!(spans[0].span.events.len(), 0);
+    assert_eq!(spans[1].span.events.len(), 2);
+    let mut expected = Vec::new();
+    teletrace_core::span_json::write_array(&mut expected, &spans);
+    let mut written = b"prefix".to_vec();
+    let count = store
+        .reader
+        .write_trace_json(&id, &mut written)
+        .await
+        .unwrap();
+    assert_eq!(count, 5);
+    assert_eq!(
+        String::from_utf8_lossy(&written[6..]),
+        String::from_utf8_lossy(&expected)
+    );
+    assert_eq!(&written[..6], b"prefix", "appended, not overwritten");
+    let parsed: serde_json::Value = serde_json::from_slice(&written[6..]).unwrap();
+    assert_eq!(parsed[0]["span"]["attributes"]["str"], "plain");
+    assert_eq!(parsed[0]["span"]["attributes"]["k\"ey"], "v");
+    assert_eq!(parsed[1]["span"]["attributes"]["ints"], json!([1, -2]));
+    assert_eq!(parsed[1]["span"]["attributes"]["bytes"], "AP8=");
+    assert_eq!(parsed[1]["span"]["events"][0]["attributes"]["nan"], "NaN");
+    assert_eq!(parsed[2]["span"]["attributes"]["neg.zero"], -0.0);
+    assert_eq!(
+        parsed[1]["span"]["links"][0]["attributes"]["link.attr"],
+        1.5
+    );
+
+    let mut unknown = Vec::new();
+    assert_eq!(
+        store
+            .reader
+            .write_trace_json(&[9; 16], &mut unknown)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(unknown, b"[]");
+    store.exporter.shutdown().await.unwrap();
+}

@@ -7,7 +7,7 @@
 
 use super::batch::Source;
 use super::errors::storage_error;
-use super::query::{self, load, tag};
+use super::query::{self, load, tag, trace_json};
 use super::value::hex;
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
@@ -68,6 +68,15 @@ impl TraceReader for SqliteReader {
     async fn get_trace(&self, trace_id: &[u8; 16]) -> Result<Vec<StoredSpan>, StorageError> {
         let mut conn = self.conn().await?;
         load::trace(&mut conn, &hex(trace_id)).await
+    }
+
+    async fn write_trace_json(
+        &self,
+        trace_id: &[u8; 16],
+        out: &mut Vec<u8>,
+    ) -> Result<usize, StorageError> {
+        let mut conn = self.conn().await?;
+        trace_json::write_trace(&mut conn, &hex(trace_id), out).await
     }
 
     async fn tags(&self) -> Result<Vec<TagInfo>, StorageError> {

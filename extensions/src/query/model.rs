@@ -426,7 +426,8 @@ pub struct ResponseMetadataV1 {
     pub next_token: String,
 }
 
-/// `POST /v1/search` and `GET /v1/trace/{id}` answer, `{"metadata": {"nextToken"} | null,
+/// `POST /v1/search` answer (and `GET /v1/trace/{id}`'s, which a reader writes with
+/// [`teletrace_core::storage::TraceReader::write_trace_json`]), `{"metadata": {"nextToken"} | null,
 /// "spans": [...]}`, each span in the v1 shape of [`teletrace_core::span_json`], written
 /// straight into the body (no tree of JSON values per span in between).
 pub fn spans_response(next_token: Option<&str>, spans: &[StoredSpan]) -> Vec<u8> {
@@ -440,21 +441,9 @@ pub fn spans_response(next_token: Option<&str>, spans: &[StoredSpan]) -> Vec<u8>
         }
         None => out.extend_from_slice(b"null"),
     }
-    out.extend_from_slice(b",\"spans\":[");
-    for (i, stored) in spans.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        let before = out.len();
-        span_json::write_stored_span(&mut out, stored);
-        if i == 0 {
-            // The rest are sized like the first, give or take: one allocation, not a
-            // dozen doublings copying megabytes for a large trace.
-            let first = out.len() - before;
-            out.reserve((spans.len() - 1) * (first + first / 4 + 1) + 2);
-        }
-    }
-    out.extend_from_slice(b"]}");
+    out.extend_from_slice(b",\"spans\":");
+    span_json::write_array(&mut out, spans);
+    out.push(b'}');
     out
 }
 

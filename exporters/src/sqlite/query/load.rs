@@ -36,7 +36,7 @@ fn attributes_json(table: &str, alias: &str, condition: &str) -> String {
     )
 }
 
-fn backend(e: impl std::fmt::Display) -> StorageError {
+pub(crate) fn backend(e: impl std::fmt::Display) -> StorageError {
     StorageError::Backend(format!("sqlite: {e}"))
 }
 
@@ -76,7 +76,8 @@ pub(crate) async fn by_rowids(
 }
 
 /// The columns `load` selects for each span, in the order [`span_row`] reads them.
-const SPAN_COLUMNS: &str = "SELECT s.span_id, s.trace_id, s.trace_state, s.parent_span_id, \
+pub(crate) const SPAN_COLUMNS: &str =
+    "SELECT s.span_id, s.trace_id, s.trace_state, s.parent_span_id, \
      s.name, s.kind, s.start_time_unix_nano, s.end_time_unix_nano, \
      s.dropped_span_attributes_count, s.span_status_message, s.span_status_code, \
      s.dropped_resource_attributes_count, s.dropped_events_count, s.dropped_links_count, \
@@ -87,24 +88,30 @@ const SPAN_COLUMNS: &str = "SELECT s.span_id, s.trace_id, s.trace_state, s.paren
 
 /// Where each span read belongs, by index into [`Owners`]' lists, until the resources
 /// and scopes are loaded.
-struct Owner {
-    resource_set: Option<usize>,
-    dropped_resource_attributes: u32,
-    scope_id: i64,
+pub(crate) struct Owner {
+    pub(crate) resource_set: Option<usize>,
+    pub(crate) dropped_resource_attributes: u32,
+    pub(crate) scope_id: i64,
 }
 
 /// The resource sets and scopes of the spans read, each once, and each span's.
 #[derive(Default)]
-struct Owners {
+pub(crate) struct Owners {
     /// Distinct resource set IDs, in the order first seen.
-    sets: Vec<String>,
+    pub(crate) sets: Vec<String>,
     set_index: HashMap<String, usize>,
     /// One per span, in the order read.
-    of_span: Vec<Owner>,
+    pub(crate) of_span: Vec<Owner>,
 }
 
 impl Owners {
-    fn push(&mut self, set_id: Option<&str>, dropped_resource_attributes: u32, scope_id: i64) {
+    /// Notes the resource set, dropped resource attributes and scope of the next span.
+    pub(crate) fn push(
+        &mut self,
+        set_id: Option<&str>,
+        dropped_resource_attributes: u32,
+        scope_id: i64,
+    ) {
         let resource_set = set_id.map(|id| {
             // Spans of one resource come together: the last set is the usual answer.
             if self.sets.last().is_some_and(|last| last == id) {
@@ -164,8 +171,30 @@ async fn load(
     .map_err(backend)?;
     read.map_err(backend)?;
 
+    let mut events_by_span = load_events(conn, &with_events).await?;
+    let mut links_by_span = load_links(conn, &with_links).await?;
+    if !events_by_span.is_empty() || !links_by_span.is_empty() {
+        for stored in &mut spans {
+            let id = hex(&stored.span.span_id);
+            if let Some(events) = events_by_span.remove(&id) {
+                stored.span.events = events;
+            }
+            if let Some(links) = links_by_span.remove(&id) {
+                stored.span.links = links;
+            }
+        }
+    }
+    attach_owners(conn, &mut spans, owners).await?;
+    Ok((spans, rowids))
+}
+
+/// The events of the spans with these IDs (hex text), by span ID, in recorded order.
+pub(crate) async fn load_events(
+    conn: &mut SqliteConnection,
+    span_ids: &[SqlValue],
+) -> Result<HashMap<String, Vec<Event>>, StorageError> {
     let mut events_by_span: HashMap<String, Vec<Event>> = HashMap::new();
-    for chunk in with_events.chunks(10_000) {
+    for chunk in span_ids.chunks(10_000) {
         let mut events = Sql::new(&format!(
             "SELECT e.span_id, e.time_unix_nano, e.name, e.dropped_attributes_count, {attrs} \
              FROM events AS e WHERE e.span_id IN ",
@@ -187,8 +216,16 @@ async fn load(
                 });
         }
     }
+    Ok(events_by_span)
+}
+
+/// The links of the spans with these IDs (hex text), by span ID, in recorded order.
+pub(crate) async fn load_links(
+    conn: &mut SqliteConnection,
+    span_ids: &[SqlValue],
+) -> Result<HashMap<String, Vec<Link>>, StorageError> {
     let mut links_by_span: HashMap<String, Vec<Link>> = HashMap::new();
-    for chunk in with_links.chunks(10_000) {
+    for chunk in span_ids.chunks(10_000) {
         let mut links = Sql::new(&format!(
             "SELECT l.span_id, l.linked_trace_id, l.linked_span_id, l.trace_state, \
              l.dropped_attributes_count, {attrs} FROM links AS l WHERE l.span_id IN ",
@@ -210,19 +247,7 @@ async fn load(
                 });
         }
     }
-    if !events_by_span.is_empty() || !links_by_span.is_empty() {
-        for stored in &mut spans {
-            let id = hex(&stored.span.span_id);
-            if let Some(events) = events_by_span.remove(&id) {
-                stored.span.events = events;
-            }
-            if let Some(links) = links_by_span.remove(&id) {
-                stored.span.links = links;
-            }
-        }
-    }
-    attach_owners(conn, &mut spans, owners).await?;
-    Ok((spans, rowids))
+    Ok(links_by_span)
 }
 
 /// Loads each resource set and scope the spans name once, and gives each span its own
@@ -281,11 +306,11 @@ fn id_bytes(text: Option<String>) -> Vec<u8> {
     text.as_deref().and_then(unhex).unwrap_or_default()
 }
 
-fn to_u64(v: i64) -> u64 {
+pub(crate) fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-fn to_u32(v: i64) -> u32 {
+pub(crate) fn to_u32(v: i64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
@@ -369,7 +394,7 @@ pub(crate) fn read_value(row: &SqliteRow, index: usize) -> Result<SqlValue, Stor
 }
 
 /// The attributes of each resource set, in their original order.
-async fn load_resource_sets(
+pub(crate) async fn load_resource_sets(
     conn: &mut SqliteConnection,
     ids: &BTreeSet<&str>,
 ) -> Result<HashMap<String, Vec<KeyValue>>, StorageError> {
@@ -398,7 +423,7 @@ async fn load_resource_sets(
     Ok(out)
 }
 
-async fn load_scopes(
+pub(crate) async fn load_scopes(
     conn: &mut SqliteConnection,
     ids: &BTreeSet<i64>,
 ) -> Result<HashMap<i64, InstrumentationScope>, StorageError> {

@@ -13,6 +13,7 @@ mod metrics;
 mod search;
 pub(crate) mod services;
 mod stored_attributes;
+pub(crate) mod trace_json;
 mod traces;
 
 pub(crate) use aggregate::{tag_statistics, tag_values};

@@ -8,13 +8,15 @@
 //! `i64` range) is read by `serde_json`, with the same result.
 
 use super::super::value::{
-    decode_any, json_to_any, parse_double, static_type, unhex, SqlValue, BYTES, DOUBLE,
+    decode_any, json_to_any, parse_double, static_type, unhex, SqlValue, BYTES, DOUBLE, MAP, SLICE,
+    STR,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value as Json;
 use std::borrow::Cow;
+use teletrace_core::json_writer::{self, ValueStyle};
 use teletrace_core::storage::StorageError;
 
 /// `[[key, type, value], ...]` as written by `load::attributes_json` and stored in
@@ -158,6 +160,72 @@ impl<'de> Visitor<'de> for ValueOfType<'_> {
 /// The plain-list scanner: `None` when `text` is not a plain list (the caller then
 /// parses it with `serde_json`), never a different answer than that parse.
 fn parse_plain(text: &str) -> Option<Vec<KeyValue>> {
+    Some(
+        scan_plain(text)?
+            .into_iter()
+            .map(|(key, value)| KeyValue {
+                key: key.to_string(),
+                value: Some(value.into_any()),
+                ..Default::default()
+            })
+            .collect(),
+    )
+}
+
+/// Appends the attributes stored as `text` as the query API writes attributes (a JSON
+/// object, a repeated key keeping its last value; see `teletrace_core::span_json`),
+/// without building `KeyValue`s for a plain list.
+pub(crate) fn write_attributes_json(
+    out: &mut Vec<u8>,
+    text: Option<&str>,
+) -> Result<(), StorageError> {
+    const STYLE: ValueStyle = ValueStyle::Teletrace;
+    let Some(plain) = text.map_or(Some(Vec::new()), scan_plain) else {
+        json_writer::attributes(out, &parse_attributes(text)?, STYLE, 0);
+        return Ok(());
+    };
+    out.push(b'{');
+    let mut first = true;
+    json_writer::for_each_last(
+        &plain,
+        |(key, _)| key,
+        |(key, value)| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            json_writer::key(out, key);
+            match value {
+                Plain::Str(s) => json_writer::string(out, s),
+                other => json_writer::any_value(out, Some(&other.clone().into_any()), STYLE, 0),
+            }
+        },
+    );
+    out.push(b'}');
+    Ok(())
+}
+
+/// A value of a plain list, text borrowed: what [`decode_any`] makes of the stored type
+/// and value, but for text, which becomes a string only when asked.
+#[derive(Debug, Clone)]
+enum Plain<'t> {
+    /// Text that becomes a string value as it is.
+    Str(&'t str),
+    /// Anything else, with its type name.
+    Stored(&'static str, SqlValue),
+}
+
+impl Plain<'_> {
+    fn into_any(self) -> AnyValue {
+        match self {
+            Plain::Str(s) => decode_any(STR, SqlValue::Text(s.to_string())),
+            Plain::Stored(type_name, stored) => decode_any(type_name, stored),
+        }
+    }
+}
+
+/// Scans a plain list into its keys and values, borrowed from `text`.
+fn scan_plain(text: &str) -> Option<Vec<(&str, Plain<'_>)>> {
     let mut scan = Scan {
         text,
         bytes: text.as_bytes(),
@@ -175,7 +243,7 @@ fn parse_plain(text: &str) -> Option<Vec<KeyValue>> {
         scan.expect(b',')?;
         let type_name = static_type(scan.string()?)?;
         scan.expect(b',')?;
-        let stored = match scan.peek()? {
+        let value = match scan.peek()? {
             b'"' => {
                 let v = scan.string()?;
                 let stored = match type_name {
@@ -183,19 +251,22 @@ fn parse_plain(text: &str) -> Option<Vec<KeyValue>> {
                     BYTES => unhex(v).map(SqlValue::Blob),
                     _ => None,
                 };
-                stored.unwrap_or_else(|| SqlValue::Text(v.to_string()))
+                match stored {
+                    Some(stored) => Plain::Stored(type_name, stored),
+                    // `decode_any` reads text of these types, and keeps the rest.
+                    None if matches!(type_name, SLICE | MAP | DOUBLE) => {
+                        Plain::Stored(type_name, SqlValue::Text(v.to_string()))
+                    }
+                    None => Plain::Str(v),
+                }
             }
-            b'n' => scan.word("null", SqlValue::Null)?,
-            b't' => scan.word("true", SqlValue::Int(1))?,
-            b'f' => scan.word("false", SqlValue::Int(0))?,
-            _ => scan.number()?,
+            b'n' => Plain::Stored(type_name, scan.word("null", SqlValue::Null)?),
+            b't' => Plain::Stored(type_name, scan.word("true", SqlValue::Int(1))?),
+            b'f' => Plain::Stored(type_name, scan.word("false", SqlValue::Int(0))?),
+            _ => Plain::Stored(type_name, scan.number()?),
         };
         scan.expect(b']')?;
-        out.push(KeyValue {
-            key: key.to_string(),
-            value: Some(decode_any(type_name, stored)),
-            ..Default::default()
-        });
+        out.push((key, value));
         if !scan.eat(b',') {
             break;
         }

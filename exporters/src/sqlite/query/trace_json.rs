@@ -1,0 +1,248 @@
+//! `GET /v1/trace/{id}` written straight from the span rows into the Teletrace v1 JSON
+//! (`teletrace_core::span_json`), without an OTLP `Span` or `KeyValue` per span in
+//! between: each row's columns are written as they are read (plain attribute lists
+//! transcoded from the stored text, see `stored_attributes.rs`), and the parts that
+//! need other queries (resources, scopes, events, links) are written once each and put
+//! in place when the spans, sorted as `get_trace` sorts them, are joined.
+//!
+//! The JSON is the same, byte for byte, as `span_json::write_array` of what `load::trace`
+//! returns (a test in `tests/sqlite_query.rs` compares the two on every kind of value).
+
+use super::load::{
+    backend, load_events, load_links, load_resource_sets, load_scopes, to_u32, to_u64, Owners,
+    SPAN_COLUMNS,
+};
+use super::sql::Sql;
+use super::stored_attributes::write_attributes_json;
+use crate::sqlite::direct::{self, with_session, Row};
+use crate::sqlite::value::{kind_value, status_value, SqlValue};
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use sqlx::SqliteConnection;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
+use teletrace_core::json_writer as json;
+use teletrace_core::span_json;
+use teletrace_core::storage::StorageError;
+
+/// One span read, its JSON written into the shared buffer but for the parts other
+/// queries fill in.
+struct Fragment {
+    /// Sort key: start time, then span ID (as bytes, which is the order of their
+    /// lowercase hex).
+    start: u64,
+    span_id: String,
+    /// `"span":{"traceId":...,"droppedAttributesCount":N`.
+    head: Range<usize>,
+    dropped_events: u32,
+    /// `,"droppedLinksCount":N,"status":{...}},"externalFields":{...},
+    /// "ingestionTimeUnixNano":N`.
+    tail: Range<usize>,
+    has_events: bool,
+    has_links: bool,
+}
+
+/// Appends every span of the trace as a JSON array, sorted by start time and span ID;
+/// returns how many.
+pub(crate) async fn write_trace(
+    conn: &mut SqliteConnection,
+    trace_id: &str,
+    out: &mut Vec<u8>,
+) -> Result<usize, StorageError> {
+    let mut sql = Sql::new(SPAN_COLUMNS);
+    sql.push("s.bucket IN (SELECT bucket FROM segments) AND s.trace_id = ")
+        .text_param(trace_id);
+    let mut written = Vec::new();
+    let mut fragments = Vec::new();
+    let mut owners = Owners::default();
+    let read = with_session(conn, |session| {
+        session.prepare(sql.text())?.rows(sql.params(), |row| {
+            fragments.push(write_row(row, &mut written, &mut owners)?);
+            Ok(())
+        })
+    })
+    .await
+    .map_err(backend)?;
+    read.map_err(backend)?;
+
+    let ids = |has: fn(&Fragment) -> bool| -> Vec<SqlValue> {
+        fragments
+            .iter()
+            .filter(|f| has(f))
+            .map(|f| SqlValue::Text(f.span_id.clone()))
+            .collect()
+    };
+    let events = load_events(conn, &ids(|f| f.has_events)).await?;
+    let links = load_links(conn, &ids(|f| f.has_links)).await?;
+    let (resources, scopes) = owner_json(conn, &owners).await?;
+
+    let mut order: Vec<usize> = (0..fragments.len()).collect();
+    order.sort_unstable_by(|a, b| {
+        let (a, b) = (&fragments[*a], &fragments[*b]);
+        (a.start, &a.span_id).cmp(&(b.start, &b.span_id))
+    });
+    let owner_bytes: usize = order
+        .iter()
+        .map(|i| {
+            let owner = &owners.of_span[*i];
+            resources[&(owner.resource_set, owner.dropped_resource_attributes)].len()
+                + scopes.get(&owner.scope_id).map_or(0, Vec::len)
+        })
+        .sum();
+    out.reserve(written.len() + owner_bytes + fragments.len() * 128 + 2);
+    let empty_scope = scope_json(&InstrumentationScope::default());
+    out.push(b'[');
+    for (n, i) in order.iter().enumerate() {
+        let (fragment, owner) = (&fragments[*i], &owners.of_span[*i]);
+        if n > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"resource\":");
+        out.extend_from_slice(&resources[&(owner.resource_set, owner.dropped_resource_attributes)]);
+        out.extend_from_slice(b",\"scope\":");
+        out.extend_from_slice(scopes.get(&owner.scope_id).unwrap_or(&empty_scope));
+        out.push(b',');
+        out.extend_from_slice(&written[fragment.head.clone()]);
+        out.extend_from_slice(b",\"events\":");
+        let no_events = Vec::new();
+        span_json::write_events(out, events.get(&fragment.span_id).unwrap_or(&no_events));
+        out.extend_from_slice(b",\"droppedEventsCount\":");
+        json::uint(out, fragment.dropped_events.into());
+        out.extend_from_slice(b",\"links\":");
+        let no_links = Vec::new();
+        span_json::write_links(out, links.get(&fragment.span_id).unwrap_or(&no_links));
+        out.extend_from_slice(&written[fragment.tail.clone()]);
+        out.push(b'}');
+    }
+    out.push(b']');
+    Ok(fragments.len())
+}
+
+/// Writes a span row (as [`SPAN_COLUMNS`] selects it) as `load::span_row` and
+/// `span_json` together would, but for its resource, scope, events and links.
+fn write_row(row: &Row<'_>, out: &mut Vec<u8>, owners: &mut Owners) -> direct::Result<Fragment> {
+    let text = |column| row.text(column).map(Option::unwrap_or_default);
+    let start = out.len();
+    out.extend_from_slice(b"\"span\":{\"traceId\":");
+    id(out, row.text(1)?);
+    out.extend_from_slice(b",\"spanId\":");
+    let span_id = row.text(0)?;
+    id(out, span_id);
+    out.extend_from_slice(b",\"traceState\":");
+    json::string(out, text(2)?);
+    out.extend_from_slice(b",\"parentSpanId\":");
+    id(out, row.text(3)?);
+    out.extend_from_slice(b",\"name\":");
+    json::string(out, text(4)?);
+    out.extend_from_slice(b",\"kind\":");
+    json::int(out, row.text(5)?.and_then(kind_value).unwrap_or(0).into());
+    let start_time = to_u64(row.int(6)?);
+    out.extend_from_slice(b",\"startTimeUnixNano\":");
+    json::uint(out, start_time);
+    out.extend_from_slice(b",\"endTimeUnixNano\":");
+    json::uint(out, to_u64(row.int(7)?));
+    out.extend_from_slice(b",\"attributes\":");
+    write_attributes_json(out, row.text(20)?).map_err(|e| direct::CallError {
+        code: libsqlite3_sys::SQLITE_CORRUPT,
+        message: e.to_string(),
+    })?;
+    out.extend_from_slice(b",\"droppedAttributesCount\":");
+    json::uint(out, to_u32(row.int(8)?).into());
+    let head = start..out.len();
+
+    let tail_start = out.len();
+    out.extend_from_slice(b",\"droppedLinksCount\":");
+    json::uint(out, to_u32(row.int(13)?).into());
+    out.extend_from_slice(b",\"status\":{\"message\":");
+    json::string(out, text(9)?);
+    out.extend_from_slice(b",\"code\":");
+    json::int(
+        out,
+        row.text(10)?.and_then(status_value).unwrap_or(0).into(),
+    );
+    out.extend_from_slice(b"}},\"externalFields\":{\"durationNano\":");
+    json::uint(out, to_u64(row.int(14)?));
+    out.extend_from_slice(b"},\"ingestionTimeUnixNano\":");
+    json::uint(out, to_u64(row.int(15)?));
+    let tail = tail_start..out.len();
+
+    owners.push(row.text(17)?, to_u32(row.int(11)?), row.int(16)?);
+    Ok(Fragment {
+        start: start_time,
+        // As `load` keys events and links: the span ID decoded and written again.
+        span_id: normalized_id(span_id).unwrap_or_default(),
+        head,
+        dropped_events: to_u32(row.int(12)?),
+        tail,
+        has_events: row.int(18)? != 0,
+        has_links: row.int(19)? != 0,
+    })
+}
+
+/// An ID column as `load` reads it (hex decoded; anything else is no ID) and
+/// `span_json` writes it (lowercase hex).
+fn id(out: &mut Vec<u8>, text: Option<&str>) {
+    out.push(b'"');
+    if let Some(text) = text.filter(|t| is_hex_id(t)) {
+        out.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
+    }
+    out.push(b'"');
+}
+
+fn is_hex_id(text: &str) -> bool {
+    text.len().is_multiple_of(2) && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The lowercase form of hex text of whole bytes; `None` when it is not that.
+fn normalized_id(text: Option<&str>) -> Option<String> {
+    text.filter(|t| is_hex_id(t)).map(str::to_ascii_lowercase)
+}
+
+/// The JSON of each resource (by resource set and dropped count) and scope the spans
+/// name, written once each.
+async fn owner_json(
+    conn: &mut SqliteConnection,
+    owners: &Owners,
+) -> Result<(ResourceJson, HashMap<i64, Vec<u8>>), StorageError> {
+    let set_ids: BTreeSet<&str> = owners.sets.iter().map(String::as_str).collect();
+    let sets = load_resource_sets(conn, &set_ids).await?;
+    let mut resources = ResourceJson::new();
+    for owner in &owners.of_span {
+        let dropped = owner.dropped_resource_attributes;
+        resources
+            .entry((owner.resource_set, dropped))
+            .or_insert_with(|| {
+                let attributes = owner
+                    .resource_set
+                    .and_then(|i| owners.sets.get(i))
+                    .and_then(|id| sets.get(id.as_str()).cloned())
+                    .unwrap_or_default();
+                let mut out = Vec::new();
+                span_json::write_resource(
+                    &mut out,
+                    &Resource {
+                        attributes,
+                        dropped_attributes_count: dropped,
+                        ..Default::default()
+                    },
+                );
+                out
+            });
+    }
+    let scope_ids: BTreeSet<i64> = owners.of_span.iter().map(|o| o.scope_id).collect();
+    let scopes = load_scopes(conn, &scope_ids)
+        .await?
+        .into_iter()
+        .map(|(id, scope)| (id, scope_json(&scope)))
+        .collect();
+    Ok((resources, scopes))
+}
+
+/// Resource JSON by resource set (index into `Owners::sets`) and dropped count.
+type ResourceJson = HashMap<(Option<usize>, u32), Vec<u8>>;
+
+fn scope_json(scope: &InstrumentationScope) -> Vec<u8> {
+    let mut out = Vec::new();
+    span_json::write_scope(&mut out, scope);
+    out
+}
