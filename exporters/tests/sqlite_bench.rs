@@ -430,42 +430,54 @@ async fn sqlite_bench_queries() {
 }
 
 /// `GET /v1/trace/{id}` as a client sees it: the query extension's router served on a
-/// socket on 127.0.0.1, asked `times` times over one keep-alive HTTP/1.1 connection;
-/// each sample runs from the request's first byte to the body's last.
-async fn http_get_trace(
-    reader: Arc<dyn teletrace_core::storage::TraceReader>,
-    id: &[u8; 16],
-    times: usize,
-    spans: usize,
-) -> String {
-    use teletrace_extensions::query::api_v1::ApiState;
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let app = teletrace_extensions::query::server::router(
-        ApiState {
-            reader,
-            system_id: Arc::from("bench"),
-        },
-        None,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    let request = format!("GET /v1/trace/{hex} HTTP/1.1\r\nHost: bench\r\n\r\n");
-    let mut samples = Vec::new();
-    // Kept between requests, as a client's connection buffer is.
-    let mut buffer = Vec::with_capacity(1 << 16);
-    for _ in 0..times {
+/// socket on 127.0.0.1, asked over one keep-alive HTTP/1.1 connection; each sample runs
+/// from the request's first byte to the body's last.
+struct TraceClient {
+    stream: tokio::net::TcpStream,
+    request: String,
+    /// Kept between requests, as a client's connection buffer is.
+    buffer: Vec<u8>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl TraceClient {
+    async fn connect(reader: Arc<dyn teletrace_core::storage::TraceReader>, id: &[u8; 16]) -> Self {
+        use teletrace_extensions::query::api_v1::ApiState;
+        let app = teletrace_extensions::query::server::router(
+            ApiState {
+                reader,
+                system_id: Arc::from("bench"),
+            },
+            None,
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        TraceClient {
+            stream,
+            request: format!("GET /v1/trace/{hex} HTTP/1.1\r\nHost: bench\r\n\r\n"),
+            buffer: Vec::with_capacity(1 << 16),
+            server,
+        }
+    }
+
+    /// One request; checks the answer holds `spans` spans.
+    async fn get(&mut self, spans: usize) -> Duration {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let t = Instant::now();
-        stream.write_all(request.as_bytes()).await.unwrap();
-        buffer.clear();
+        self.stream
+            .write_all(self.request.as_bytes())
+            .await
+            .unwrap();
+        self.buffer.clear();
         let (head, length) = loop {
-            let n = stream.read_buf(&mut buffer).await.unwrap();
+            let n = self.stream.read_buf(&mut self.buffer).await.unwrap();
             assert!(n > 0, "the server closed the connection");
-            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+            if let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buffer[..end]).to_ascii_lowercase();
                 let length: usize = head
                     .lines()
                     .find_map(|l| l.strip_prefix("content-length:"))
@@ -476,23 +488,26 @@ async fn http_get_trace(
                 break (end + 4, length);
             }
         };
-        buffer.reserve((head + length).saturating_sub(buffer.len()));
-        while buffer.len() < head + length {
-            let n = stream.read_buf(&mut buffer).await.unwrap();
+        self.buffer
+            .reserve((head + length).saturating_sub(self.buffer.len()));
+        while self.buffer.len() < head + length {
+            let n = self.stream.read_buf(&mut self.buffer).await.unwrap();
             assert!(n > 0, "the server closed the connection");
         }
-        samples.push(t.elapsed());
-        assert!(buffer.starts_with(b"HTTP/1.1 200"));
+        let elapsed = t.elapsed();
+        assert!(self.buffer.starts_with(b"HTTP/1.1 200"));
+        // Counted by the opening of each span's object, outside the timing.
+        let body = &self.buffer[head..];
+        let count = body.windows(12).filter(|w| w == b"{\"resource\":").count();
+        assert_eq!(count, spans);
+        elapsed
     }
-    let start = buffer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(0)
-        + 4;
-    let body: serde_json::Value = serde_json::from_slice(&buffer[start..]).unwrap();
-    assert_eq!(body["spans"].as_array().map(Vec::len), Some(spans));
-    server.abort();
-    percentiles(samples)
+}
+
+impl Drop for TraceClient {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
 }
 
 /// Reads measured against the loaded database.
@@ -518,9 +533,14 @@ async fn query_measurements(store: &Store, total: usize, batch_size: usize, star
         assert_eq!(spans.len(), 2000);
     }
     println!("get_trace (2,000 spans): {}", percentiles(large));
+    let mut client = TraceClient::connect(reader.clone(), &big_id).await;
+    let mut http = Vec::new();
+    for _ in 0..30 {
+        http.push(client.get(2000).await);
+    }
     println!(
         "GET /v1/trace/{{id}} over HTTP (2,000 spans): {}",
-        http_get_trace(reader.clone(), &big_id, 30, 2000).await
+        percentiles(http)
     );
 
     let everything = Timeframe {
@@ -709,36 +729,47 @@ async fn sqlite_bench_reads_on_kept_database() {
     };
     let store = Store::open(std::path::Path::new(&dir), |_| {}).await;
     let big_id: [u8; 16] = trace_id(u64::MAX / 2).try_into().unwrap();
-    let mut samples = Vec::new();
+    // Each round takes one sample of each, so the machine's changes of pace (this VM's
+    // cores run faster and slower from second to second) fall on all of them alike.
+    let mut client = TraceClient::connect(store.reader.clone(), &big_id).await;
+    let mut structs: Vec<Duration> = Vec::new();
+    let mut structs_json = Vec::new();
+    let mut rows_json = Vec::new();
+    let mut http = Vec::new();
     for _ in 0..env("SQLITE_BENCH_REPEAT", 50) {
         let t = Instant::now();
         let spans = store.reader.get_trace(&big_id).await.unwrap();
-        samples.push(t.elapsed());
+        let read = t.elapsed();
+        let body = teletrace_extensions::query::model::spans_response(None, &spans);
+        structs.push(read);
+        structs_json.push(t.elapsed());
         assert_eq!(spans.len(), 2000);
-    }
-    println!("get_trace (2,000 spans): {}", percentiles(samples));
-    let mut samples = Vec::new();
-    for _ in 0..env("SQLITE_BENCH_REPEAT", 50) {
+        assert!(body.len() > 2000);
+
         let t = Instant::now();
         let mut json = Vec::new();
-        let spans = store
+        let count = store
             .reader
             .write_trace_json(&big_id, &mut json)
             .await
             .unwrap();
-        samples.push(t.elapsed());
-        assert_eq!(spans, 2000);
+        rows_json.push(t.elapsed());
+        assert_eq!(count, 2000);
+
+        http.push(client.get(2000).await);
     }
-    println!("write_trace_json (2,000 spans): {}", percentiles(samples));
+    println!("get_trace (2,000 spans): {}", percentiles(structs));
+    println!(
+        "get_trace + its JSON (2,000 spans): {}",
+        percentiles(structs_json)
+    );
+    println!(
+        "write_trace_json, from the rows (2,000 spans): {}",
+        percentiles(rows_json)
+    );
     println!(
         "GET /v1/trace/{{id}} over HTTP (2,000 spans): {}",
-        http_get_trace(
-            store.reader.clone(),
-            &big_id,
-            env("SQLITE_BENCH_REPEAT", 50),
-            2000
-        )
-        .await
+        percentiles(http)
     );
     let t = Instant::now();
     let values = store
