@@ -104,7 +104,56 @@ pub(crate) struct Owners {
     pub(crate) of_span: Vec<Owner>,
 }
 
+/// A resource as a span row names it: its resource set (index into [`Owners::sets`]) and
+/// the span's count of dropped resource attributes.
+pub(crate) type ResourceKey = (Option<usize>, u32);
+
+impl Owner {
+    /// The span's resource.
+    pub(crate) fn resource_key(&self) -> ResourceKey {
+        (self.resource_set, self.dropped_resource_attributes)
+    }
+}
+
 impl Owners {
+    /// Each resource the spans name, loaded once.
+    pub(crate) async fn resources(
+        &self,
+        conn: &mut SqliteConnection,
+    ) -> Result<HashMap<ResourceKey, Arc<Resource>>, StorageError> {
+        let set_ids: BTreeSet<&str> = self.sets.iter().map(String::as_str).collect();
+        let sets = load_resource_sets(conn, &set_ids).await?;
+        let mut resources = HashMap::new();
+        for owner in &self.of_span {
+            resources.entry(owner.resource_key()).or_insert_with(|| {
+                let attributes = owner
+                    .resource_set
+                    .and_then(|i| self.sets.get(i))
+                    .and_then(|id| sets.get(id.as_str()).cloned())
+                    .unwrap_or_default();
+                Arc::new(Resource {
+                    attributes,
+                    dropped_attributes_count: owner.dropped_resource_attributes,
+                    ..Default::default()
+                })
+            });
+        }
+        Ok(resources)
+    }
+
+    /// Each scope the spans name, loaded once.
+    pub(crate) async fn scopes(
+        &self,
+        conn: &mut SqliteConnection,
+    ) -> Result<HashMap<i64, Arc<InstrumentationScope>>, StorageError> {
+        let ids: BTreeSet<i64> = self.of_span.iter().map(|o| o.scope_id).collect();
+        Ok(load_scopes(conn, &ids)
+            .await?
+            .into_iter()
+            .map(|(id, scope)| (id, Arc::new(scope)))
+            .collect())
+    }
+
     /// Notes the resource set, dropped resource attributes and scope of the next span.
     pub(crate) fn push(
         &mut self,
@@ -257,32 +306,12 @@ async fn attach_owners(
     spans: &mut [StoredSpan],
     owners: Owners,
 ) -> Result<(), StorageError> {
-    let set_ids: BTreeSet<&str> = owners.sets.iter().map(String::as_str).collect();
-    let scope_ids: BTreeSet<i64> = owners.of_span.iter().map(|o| o.scope_id).collect();
-    let sets = load_resource_sets(conn, &set_ids).await?;
-    let scopes: HashMap<i64, Arc<InstrumentationScope>> = load_scopes(conn, &scope_ids)
-        .await?
-        .into_iter()
-        .map(|(id, scope)| (id, Arc::new(scope)))
-        .collect();
-    let mut resources: HashMap<(Option<usize>, u32), Arc<Resource>> = HashMap::new();
+    let resources = owners.resources(conn).await?;
+    let scopes = owners.scopes(conn).await?;
     for (stored, owner) in spans.iter_mut().zip(&owners.of_span) {
-        let dropped = owner.dropped_resource_attributes;
-        stored.resource = resources
-            .entry((owner.resource_set, dropped))
-            .or_insert_with(|| {
-                let attributes = owner
-                    .resource_set
-                    .and_then(|i| owners.sets.get(i))
-                    .and_then(|id| sets.get(id.as_str()).cloned())
-                    .unwrap_or_default();
-                Arc::new(Resource {
-                    attributes,
-                    dropped_attributes_count: dropped,
-                    ..Default::default()
-                })
-            })
-            .clone();
+        if let Some(resource) = resources.get(&owner.resource_key()) {
+            stored.resource = resource.clone();
+        }
         if let Some(scope) = scopes.get(&owner.scope_id) {
             stored.scope = scope.clone();
         }
@@ -394,7 +423,7 @@ pub(crate) fn read_value(row: &SqliteRow, index: usize) -> Result<SqlValue, Stor
 }
 
 /// The attributes of each resource set, in their original order.
-pub(crate) async fn load_resource_sets(
+async fn load_resource_sets(
     conn: &mut SqliteConnection,
     ids: &BTreeSet<&str>,
 ) -> Result<HashMap<String, Vec<KeyValue>>, StorageError> {
@@ -423,7 +452,7 @@ pub(crate) async fn load_resource_sets(
     Ok(out)
 }
 
-pub(crate) async fn load_scopes(
+async fn load_scopes(
     conn: &mut SqliteConnection,
     ids: &BTreeSet<i64>,
 ) -> Result<HashMap<i64, InstrumentationScope>, StorageError> {

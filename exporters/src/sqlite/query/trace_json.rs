@@ -9,17 +9,15 @@
 //! returns (a test in `tests/sqlite_query.rs` compares the two on every kind of value).
 
 use super::load::{
-    backend, load_events, load_links, load_resource_sets, load_scopes, to_u32, to_u64, Owners,
-    SPAN_COLUMNS,
+    backend, load_events, load_links, to_u32, to_u64, Owners, ResourceKey, SPAN_COLUMNS,
 };
 use super::sql::Sql;
 use super::stored_attributes::write_attributes_json;
 use crate::sqlite::direct::{self, with_session, Row};
 use crate::sqlite::value::{kind_value, status_value, SqlValue};
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use sqlx::SqliteConnection;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::ops::Range;
 use teletrace_core::json_writer as json;
 use teletrace_core::span_json;
@@ -85,11 +83,15 @@ pub(crate) async fn write_trace(
         .iter()
         .map(|i| {
             let owner = &owners.of_span[*i];
-            resources[&(owner.resource_set, owner.dropped_resource_attributes)].len()
+            resources.get(&owner.resource_key()).map_or(0, Vec::len)
                 + scopes.get(&owner.scope_id).map_or(0, Vec::len)
         })
         .sum();
     out.reserve(written.len() + owner_bytes + fragments.len() * 128 + 2);
+    // Every span's resource and scope is in the maps; a span whose scope row is gone
+    // gets the empty scope, as `get_trace` gives it.
+    let mut empty_resource = Vec::new();
+    span_json::write_resource(&mut empty_resource, &Default::default());
     let empty_scope = scope_json(&InstrumentationScope::default());
     out.push(b'[');
     for (n, i) in order.iter().enumerate() {
@@ -98,7 +100,11 @@ pub(crate) async fn write_trace(
             out.push(b',');
         }
         out.extend_from_slice(b"{\"resource\":");
-        out.extend_from_slice(&resources[&(owner.resource_set, owner.dropped_resource_attributes)]);
+        out.extend_from_slice(
+            resources
+                .get(&owner.resource_key())
+                .unwrap_or(&empty_resource),
+        );
         out.extend_from_slice(b",\"scope\":");
         out.extend_from_slice(scopes.get(&owner.scope_id).unwrap_or(&empty_scope));
         out.push(b',');
@@ -198,48 +204,29 @@ fn normalized_id(text: Option<&str>) -> Option<String> {
     text.filter(|t| is_hex_id(t)).map(str::to_ascii_lowercase)
 }
 
-/// The JSON of each resource (by resource set and dropped count) and scope the spans
-/// name, written once each.
+/// The JSON of each resource and scope the spans name, written once each.
 async fn owner_json(
     conn: &mut SqliteConnection,
     owners: &Owners,
-) -> Result<(ResourceJson, HashMap<i64, Vec<u8>>), StorageError> {
-    let set_ids: BTreeSet<&str> = owners.sets.iter().map(String::as_str).collect();
-    let sets = load_resource_sets(conn, &set_ids).await?;
-    let mut resources = ResourceJson::new();
-    for owner in &owners.of_span {
-        let dropped = owner.dropped_resource_attributes;
-        resources
-            .entry((owner.resource_set, dropped))
-            .or_insert_with(|| {
-                let attributes = owner
-                    .resource_set
-                    .and_then(|i| owners.sets.get(i))
-                    .and_then(|id| sets.get(id.as_str()).cloned())
-                    .unwrap_or_default();
-                let mut out = Vec::new();
-                span_json::write_resource(
-                    &mut out,
-                    &Resource {
-                        attributes,
-                        dropped_attributes_count: dropped,
-                        ..Default::default()
-                    },
-                );
-                out
-            });
-    }
-    let scope_ids: BTreeSet<i64> = owners.of_span.iter().map(|o| o.scope_id).collect();
-    let scopes = load_scopes(conn, &scope_ids)
+) -> Result<(HashMap<ResourceKey, Vec<u8>>, HashMap<i64, Vec<u8>>), StorageError> {
+    let resources = owners
+        .resources(conn)
+        .await?
+        .into_iter()
+        .map(|(key, resource)| {
+            let mut out = Vec::new();
+            span_json::write_resource(&mut out, &resource);
+            (key, out)
+        })
+        .collect();
+    let scopes = owners
+        .scopes(conn)
         .await?
         .into_iter()
         .map(|(id, scope)| (id, scope_json(&scope)))
         .collect();
     Ok((resources, scopes))
 }
-
-/// Resource JSON by resource set (index into `Owners::sets`) and dropped count.
-type ResourceJson = HashMap<(Option<usize>, u32), Vec<u8>>;
 
 fn scope_json(scope: &InstrumentationScope) -> Vec<u8> {
     let mut out = Vec::new();
