@@ -101,6 +101,18 @@ pub fn hex_raw(out: &mut Vec<u8>, id: &[u8]) {
     }
 }
 
+/// Appends `[item, ...]`, each item written by `each`.
+pub fn array<T>(out: &mut Vec<u8>, items: &[T], mut each: impl FnMut(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        each(out, item);
+    }
+    out.push(b']');
+}
+
 /// Appends a double. JSON has no NaN or infinities: they are written as the strings
 /// `NaN`, `Infinity`, `-Infinity` (as the query API does).
 pub fn double(out: &mut Vec<u8>, d: f64, style: ValueStyle) {
@@ -155,16 +167,9 @@ pub fn any_value(out: &mut Vec<u8>, value: Option<&AnyValue>, style: ValueStyle,
         any_value::Value::BoolValue(false) => out.extend_from_slice(b"false"),
         any_value::Value::IntValue(i) => int(out, *i),
         any_value::Value::DoubleValue(d) => double(out, *d, style),
-        any_value::Value::ArrayValue(a) => {
-            out.push(b'[');
-            for (i, item) in a.values.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                any_value(out, Some(item), style, depth + 1);
-            }
-            out.push(b']');
-        }
+        any_value::Value::ArrayValue(a) => array(out, &a.values, |out, item| {
+            any_value(out, Some(item), style, depth + 1)
+        }),
         any_value::Value::KvlistValue(kv) => attributes(out, &kv.values, style, depth + 1),
         any_value::Value::BytesValue(b) => match style {
             ValueStyle::Teletrace => {

@@ -37,21 +37,17 @@ const STYLE: ValueStyle = ValueStyle::Teletrace;
 
 /// Appends stored spans as a JSON array, `[span, ...]`.
 pub fn write_array(out: &mut Vec<u8>, spans: &[StoredSpan]) {
-    out.push(b'[');
-    for (i, stored) in spans.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
+    let mut first = true;
+    json::array(out, spans, |out, stored| {
         let before = out.len();
         write_stored_span(out, stored);
-        if i == 0 {
+        if std::mem::take(&mut first) {
             // The rest are sized like the first, give or take: one allocation, not a
             // dozen doublings copying megabytes for a large trace.
-            let first = out.len() - before;
-            out.reserve((spans.len() - 1) * (first + first / 4 + 1) + 1);
+            let size = out.len() - before;
+            out.reserve((spans.len() - 1) * (size + size / 4 + 1) + 1);
         }
-    }
-    out.push(b']');
+    });
 }
 
 /// Appends a stored span as one JSON object.
@@ -128,11 +124,7 @@ pub fn write_fields(
 
 /// Appends a span's `events` array.
 pub fn write_events(out: &mut Vec<u8>, events: &[Event]) {
-    out.push(b'[');
-    for (i, event) in events.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
+    json::array(out, events, |out, event| {
         out.extend_from_slice(b"{\"timeUnixNano\":");
         json::uint(out, event.time_unix_nano);
         out.extend_from_slice(b",\"name\":");
@@ -142,17 +134,12 @@ pub fn write_events(out: &mut Vec<u8>, events: &[Event]) {
         out.extend_from_slice(b",\"droppedAttributesCount\":");
         json::uint(out, event.dropped_attributes_count.into());
         out.push(b'}');
-    }
-    out.push(b']');
+    });
 }
 
 /// Appends a span's `links` array.
 pub fn write_links(out: &mut Vec<u8>, links: &[Link]) {
-    out.push(b'[');
-    for (i, link) in links.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
+    json::array(out, links, |out, link| {
         out.extend_from_slice(b"{\"traceId\":");
         json::hex_string(out, &link.trace_id);
         out.extend_from_slice(b",\"spanId\":");
@@ -164,8 +151,7 @@ pub fn write_links(out: &mut Vec<u8>, links: &[Link]) {
         out.extend_from_slice(b",\"droppedAttributesCount\":");
         json::uint(out, link.dropped_attributes_count.into());
         out.push(b'}');
-    }
-    out.push(b']');
+    });
 }
 
 /// Appends the `resource` object.

@@ -8,6 +8,7 @@ use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use serde::Deserialize;
 use std::ops::Range;
 use teletrace_core::json_writer as json;
+use teletrace_core::span_json;
 
 /// Turns decoded spans into `_bulk` bodies.
 #[derive(Debug, Clone)]
@@ -109,9 +110,7 @@ impl BulkEncoder {
             let resource = rs.resource.as_ref().unwrap_or(&empty_resource);
             resource_part.clear();
             match self.mode {
-                MappingMode::Teletrace => {
-                    document::teletrace_resource(&mut resource_part, resource)
-                }
+                MappingMode::Teletrace => span_json::write_resource(&mut resource_part, resource),
                 MappingMode::Otel => {
                     document::otel_resource(&mut resource_part, resource, &rs.schema_url)
                 }
@@ -120,7 +119,7 @@ impl BulkEncoder {
                 let scope = ss.scope.as_ref().unwrap_or(&empty_scope);
                 scope_part.clear();
                 match self.mode {
-                    MappingMode::Teletrace => document::teletrace_scope(&mut scope_part, scope),
+                    MappingMode::Teletrace => span_json::write_scope(&mut scope_part, scope),
                     MappingMode::Otel => {
                         document::otel_scope(&mut scope_part, scope, &ss.schema_url)
                     }

@@ -56,18 +56,9 @@ impl DataStream {
     }
 }
 
-/// `resource` of the teletrace shape, written once per resource.
-pub fn teletrace_resource(out: &mut Vec<u8>, resource: &Resource) {
-    span_json::write_resource(out, resource);
-}
-
-/// `scope` of the teletrace shape, written once per scope.
-pub fn teletrace_scope(out: &mut Vec<u8>, scope: &InstrumentationScope) {
-    span_json::write_scope(out, scope);
-}
-
 /// One span in the teletrace shape (the query API's, [`span_json`]) with `@timestamp`
-/// in front; `resource` and `scope` are the pre-written parts.
+/// in front; `resource` and `scope` are the parts written once per resource and scope
+/// (`span_json::write_resource`, `span_json::write_scope`).
 pub fn teletrace_span(
     out: &mut Vec<u8>,
     resource: &[u8],

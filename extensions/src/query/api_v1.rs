@@ -176,8 +176,7 @@ async fn get_trace(
 ) -> Result<JsonBody, ApiError> {
     let Path(text) = trace_id?;
     let id = model::parse_trace_id(text.trim())?;
-    let mut body = Vec::with_capacity(64);
-    body.extend_from_slice(b"{\"metadata\":null,\"spans\":");
+    let mut body = model::spans_response_head(None);
     let spans = state.reader.write_trace_json(&id, &mut body).await?;
     if spans == 0 {
         return Err(ApiError::new(

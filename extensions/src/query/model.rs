@@ -431,6 +431,15 @@ pub struct ResponseMetadataV1 {
 /// "spans": [...]}`, each span in the v1 shape of [`teletrace_core::span_json`], written
 /// straight into the body (no tree of JSON values per span in between).
 pub fn spans_response(next_token: Option<&str>, spans: &[StoredSpan]) -> Vec<u8> {
+    let mut out = spans_response_head(next_token);
+    span_json::write_array(&mut out, spans);
+    out.push(b'}');
+    out
+}
+
+/// The answer of [`spans_response`] up to its span list: `{"metadata":...,"spans":`.
+/// The caller appends the list and the closing `}`.
+pub fn spans_response_head(next_token: Option<&str>) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(b"{\"metadata\":");
     match next_token {
@@ -442,8 +451,6 @@ pub fn spans_response(next_token: Option<&str>, spans: &[StoredSpan]) -> Vec<u8>
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"spans\":");
-    span_json::write_array(&mut out, spans);
-    out.push(b'}');
     out
 }
 

@@ -110,13 +110,13 @@ pub(crate) async fn write_trace(
         out.push(b',');
         out.extend_from_slice(&written[fragment.head.clone()]);
         out.extend_from_slice(b",\"events\":");
-        let no_events = Vec::new();
-        span_json::write_events(out, events.get(&fragment.span_id).unwrap_or(&no_events));
+        let span_events = events.get(&fragment.span_id);
+        span_json::write_events(out, span_events.map_or(&[], Vec::as_slice));
         out.extend_from_slice(b",\"droppedEventsCount\":");
         json::uint(out, fragment.dropped_events.into());
         out.extend_from_slice(b",\"links\":");
-        let no_links = Vec::new();
-        span_json::write_links(out, links.get(&fragment.span_id).unwrap_or(&no_links));
+        let span_links = links.get(&fragment.span_id);
+        span_json::write_links(out, span_links.map_or(&[], Vec::as_slice));
         out.extend_from_slice(&written[fragment.tail.clone()]);
         out.push(b'}');
     }
