@@ -1168,6 +1168,48 @@ async fn sqlite_trace_json_from_rows_equals_the_json_of_the_spans_read() {
         1.5
     );
 
+    let to_hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    // Each span row counts its events and links, so only the spans that have some are
+    // looked up in `events` and `links`.
+    let counted: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT span_id, event_count, link_count FROM spans \
+         WHERE trace_id = ? ORDER BY span_id",
+    )
+    .bind(to_hex(&trace_id(77)))
+    .fetch_all(&mut store.raw().await)
+    .await
+    .unwrap();
+    let with_counts: Vec<_> = counted
+        .iter()
+        .filter(|(_, e, l)| *e != Some(0) || *l != Some(0))
+        .collect();
+    assert_eq!(counted.len(), 5);
+    assert_eq!(
+        with_counts,
+        [&(to_hex(&span_id(2)), Some(2), Some(1))],
+        "{counted:?}"
+    );
+    // Rows stored before the counts existed (migration 0005) have NULL there: the
+    // reader looks their events and links up, and both paths still agree.
+    sqlx::query("UPDATE spans SET event_count = NULL, link_count = NULL")
+        .execute(&mut store.raw().await)
+        .await
+        .unwrap();
+    // (Compared as JSON: the spans hold NaN, which equals nothing.)
+    let mut read_uncounted = Vec::new();
+    teletrace_core::span_json::write_array(
+        &mut read_uncounted,
+        &store.reader.get_trace(&id).await.unwrap(),
+    );
+    assert_eq!(read_uncounted, expected);
+    let mut written_uncounted = Vec::new();
+    store
+        .reader
+        .write_trace_json(&id, &mut written_uncounted)
+        .await
+        .unwrap();
+    assert_eq!(written_uncounted, expected);
+
     let mut unknown = Vec::new();
     assert_eq!(
         store

@@ -158,6 +158,8 @@ async fn sqlite_schema_has_the_teletrace_tables_columns_and_indexes() {
                 "bucket",
                 "resource_set_id",
                 "attributes",
+                "event_count",
+                "link_count",
             ],
         ),
         (

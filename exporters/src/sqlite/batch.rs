@@ -97,7 +97,7 @@ impl Specs {
 }
 
 /// Columns of `spans`, in the order rows are bound.
-pub(crate) const SPAN_COLUMNS: [&str; 21] = [
+pub(crate) const SPAN_COLUMNS: [&str; 23] = [
     "rowid",
     "span_id",
     "trace_id",
@@ -119,6 +119,8 @@ pub(crate) const SPAN_COLUMNS: [&str; 21] = [
     "bucket",
     "resource_set_id",
     "attributes",
+    "event_count",
+    "link_count",
 ];
 
 /// Where an attribute key was seen, as stored in `attribute_keys.source`.
@@ -514,6 +516,9 @@ pub(crate) fn prepare<'a>(
         spans.push(set.map_or(SqlValue::Null, SqlValue::Text));
         let (attributes, written) = super::attributes::encode(&span.attributes);
         spans.text(attributes);
+        // Every event and link of a span stored is stored with it (`children_rows`).
+        spans.int(i64::try_from(span.events.len()).unwrap_or(i64::MAX));
+        spans.int(i64::try_from(span.links.len()).unwrap_or(i64::MAX));
         for (kv, type_name) in written {
             attrs
                 .keys

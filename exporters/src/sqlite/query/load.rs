@@ -82,8 +82,12 @@ pub(crate) const SPAN_COLUMNS: &str =
      s.dropped_span_attributes_count, s.span_status_message, s.span_status_code, \
      s.dropped_resource_attributes_count, s.dropped_events_count, s.dropped_links_count, \
      s.duration, s.ingestion_time_unix_nano, s.instrumentation_scope_id, s.resource_set_id, \
-     EXISTS (SELECT 1 FROM events AS e WHERE e.span_id = s.span_id), \
-     EXISTS (SELECT 1 FROM links AS l WHERE l.span_id = s.span_id), \
+     CASE WHEN s.event_count IS NULL \
+     THEN EXISTS (SELECT 1 FROM events AS e WHERE e.span_id = s.span_id) \
+     ELSE s.event_count > 0 END, \
+     CASE WHEN s.link_count IS NULL \
+     THEN EXISTS (SELECT 1 FROM links AS l WHERE l.span_id = s.span_id) \
+     ELSE s.link_count > 0 END, \
      s.attributes, s.rowid FROM spans AS s WHERE ";
 
 /// Where each span read belongs, by index into [`Owners`]' lists, until the resources
