@@ -38,6 +38,10 @@ impl PoolCell {
     }
 }
 
+fn not_started() -> StorageError {
+    StorageError::Backend("not started".into())
+}
+
 /// Reads what the `sqlite` exporter stored.
 #[derive(Debug)]
 pub struct SqliteReader {
@@ -50,10 +54,7 @@ impl SqliteReader {
     }
 
     async fn conn(&self) -> Result<PoolConnection<Sqlite>, StorageError> {
-        let pool = self
-            .pool
-            .get_pool()
-            .ok_or_else(|| StorageError::Backend("not started".into()))?;
+        let pool = self.pool.get_pool().ok_or_else(not_started)?;
         pool.acquire().await.map_err(storage_error)
     }
 }
@@ -76,7 +77,8 @@ impl TraceReader for SqliteReader {
         out: &mut Vec<u8>,
     ) -> Result<usize, StorageError> {
         let mut conn = self.conn().await?;
-        trace_json::write_trace(&mut conn, &hex(trace_id), out).await
+        let pool = self.pool.get_pool().ok_or_else(not_started)?;
+        trace_json::write_trace(&mut conn, pool, &hex(trace_id), out).await
     }
 
     async fn tags(&self) -> Result<Vec<TagInfo>, StorageError> {
