@@ -38,10 +38,6 @@ impl PoolCell {
     }
 }
 
-fn not_started() -> StorageError {
-    StorageError::Backend("not started".into())
-}
-
 /// Reads what the `sqlite` exporter stored.
 #[derive(Debug)]
 pub struct SqliteReader {
@@ -54,7 +50,10 @@ impl SqliteReader {
     }
 
     async fn conn(&self) -> Result<PoolConnection<Sqlite>, StorageError> {
-        let pool = self.pool.get_pool().ok_or_else(not_started)?;
+        let pool = self
+            .pool
+            .get_pool()
+            .ok_or_else(|| StorageError::Backend("not started".into()))?;
         pool.acquire().await.map_err(storage_error)
     }
 }
@@ -77,8 +76,7 @@ impl TraceReader for SqliteReader {
         out: &mut Vec<u8>,
     ) -> Result<usize, StorageError> {
         let mut conn = self.conn().await?;
-        let pool = self.pool.get_pool().ok_or_else(not_started)?;
-        trace_json::write_trace(&mut conn, pool, &hex(trace_id), out).await
+        trace_json::write_trace(&mut conn, &hex(trace_id), out).await
     }
 
     async fn tags(&self) -> Result<Vec<TagInfo>, StorageError> {

@@ -165,40 +165,23 @@ impl Owners {
         dropped_resource_attributes: u32,
         scope_id: i64,
     ) {
-        let resource_set = set_id.map(|id| self.set(id));
+        let resource_set = set_id.map(|id| {
+            // Spans of one resource come together: the last set is the usual answer.
+            if self.sets.last().is_some_and(|last| last == id) {
+                return self.sets.len() - 1;
+            }
+            if let Some(index) = self.set_index.get(id) {
+                return *index;
+            }
+            self.sets.push(id.to_string());
+            self.set_index.insert(id.to_string(), self.sets.len() - 1);
+            self.sets.len() - 1
+        });
         self.of_span.push(Owner {
             resource_set,
             dropped_resource_attributes,
             scope_id,
         });
-    }
-
-    /// Adds `other`'s spans after these.
-    pub(crate) fn append(&mut self, other: Owners) {
-        for owner in other.of_span {
-            let resource_set = owner
-                .resource_set
-                .and_then(|i| other.sets.get(i))
-                .map(|id| self.set(id));
-            self.of_span.push(Owner {
-                resource_set,
-                ..owner
-            });
-        }
-    }
-
-    /// The index of resource set `id` in [`Owners::sets`], added if new.
-    fn set(&mut self, id: &str) -> usize {
-        // Spans of one resource come together: the last set is the usual answer.
-        if self.sets.last().is_some_and(|last| last == id) {
-            return self.sets.len() - 1;
-        }
-        if let Some(index) = self.set_index.get(id) {
-            return *index;
-        }
-        self.sets.push(id.to_string());
-        self.set_index.insert(id.to_string(), self.sets.len() - 1);
-        self.sets.len() - 1
     }
 }
 

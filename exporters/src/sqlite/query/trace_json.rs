@@ -16,11 +16,9 @@ use super::stored_attributes::write_attributes_json;
 use crate::sqlite::direct::{self, with_session, Row};
 use crate::sqlite::value::{kind_value, status_value, SqlValue};
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
-use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+use sqlx::SqliteConnection;
 use std::collections::HashMap;
 use std::ops::Range;
-use std::time::Duration;
 use teletrace_core::json_writer as json;
 use teletrace_core::span_json;
 use teletrace_core::storage::StorageError;
@@ -42,57 +40,28 @@ struct Fragment {
     has_links: bool,
 }
 
-/// Traces of at least this many spans are read on two connections at once, when the
-/// read pool has a second one idle: reading rows and writing their JSON is most of the
-/// work, and it splits evenly.
-const SPLIT_AT: usize = 512;
-
-/// How long a read waits for a connection the pool has room for (opening one takes about
-/// a millisecond) before it reads the whole trace on its own.
-const SPARE_CONNECTION_WAIT: Duration = Duration::from_millis(20);
-
-/// The most a read sets aside for span JSON before it has read the spans.
-const MAX_PRESIZE: usize = 16 << 20;
-
-/// Rowids per `IN` list (SQLite allows 32,766 parameters).
-const ROWIDS_PER_QUERY: usize = 10_000;
-
 /// Appends every span of the trace as a JSON array, sorted by start time and span ID;
 /// returns how many.
-///
-/// The trace's rowids come from `trace_id_index` alone; the rows are then read in rowid
-/// order (the table's), and a trace of [`SPLIT_AT`] spans or more is read in two halves,
-/// the second on another connection of `pool` in a task of its own, when one is idle
-/// (under load, the whole trace is read on `conn`, as a split would only queue).
 pub(crate) async fn write_trace(
     conn: &mut SqliteConnection,
-    pool: &SqlitePool,
     trace_id: &str,
     out: &mut Vec<u8>,
 ) -> Result<usize, StorageError> {
-    let mut rowids = trace_rowids(conn, trace_id).await?;
-    rowids.sort_unstable();
-    let second = match rowids.len() >= SPLIT_AT {
-        true => spare_connection(pool).await,
-        false => None,
-    };
-    let Rows {
-        written,
-        fragments,
-        owners,
-    } = match second {
-        Some(mut other) => {
-            let half = rowids.split_off(rowids.len() / 2);
-            let second_half = tokio::spawn(async move { read_rows(&mut other, &half).await });
-            let mut rows = read_rows(conn, &rowids).await?;
-            let second_half = second_half
-                .await
-                .map_err(|e| backend(format!("reading half a trace: {e}")))??;
-            rows.append(second_half);
-            rows
-        }
-        None => read_rows(conn, &rowids).await?,
-    };
+    let mut sql = Sql::new(SPAN_COLUMNS);
+    sql.push("s.bucket IN (SELECT bucket FROM segments) AND s.trace_id = ")
+        .text_param(trace_id);
+    let mut written = Vec::new();
+    let mut fragments = Vec::new();
+    let mut owners = Owners::default();
+    let read = with_session(conn, |session| {
+        session.prepare(sql.text())?.rows(sql.params(), |row| {
+            fragments.push(write_row(row, &mut written, &mut owners)?);
+            Ok(())
+        })
+    })
+    .await
+    .map_err(backend)?;
+    read.map_err(backend)?;
 
     let ids = |has: fn(&Fragment) -> bool| -> Vec<SqlValue> {
         fragments
@@ -153,102 +122,6 @@ pub(crate) async fn write_trace(
     }
     out.push(b']');
     Ok(fragments.len())
-}
-
-/// Span rows read and written, but for the parts other queries fill in.
-#[derive(Default)]
-struct Rows {
-    /// The fragments' JSON, one after another.
-    written: Vec<u8>,
-    fragments: Vec<Fragment>,
-    owners: Owners,
-}
-
-impl Rows {
-    /// Adds `other`'s spans after these.
-    fn append(&mut self, other: Rows) {
-        let offset = self.written.len();
-        let shift = |r: Range<usize>| r.start + offset..r.end + offset;
-        self.written.extend_from_slice(&other.written);
-        self.fragments
-            .extend(other.fragments.into_iter().map(|f| Fragment {
-                head: shift(f.head.clone()),
-                tail: shift(f.tail.clone()),
-                ..f
-            }));
-        self.owners.append(other.owners);
-    }
-}
-
-/// A second connection of `pool` for the other half of a trace, if one is idle or the
-/// pool has room to open one; `None` rather than waiting for a busy one (the first read
-/// of a large trace opens it, later ones find it idle).
-async fn spare_connection(pool: &SqlitePool) -> Option<PoolConnection<Sqlite>> {
-    if let Some(idle) = pool.try_acquire() {
-        return Some(idle);
-    }
-    if pool.size() >= pool.options().get_max_connections() {
-        return None;
-    }
-    // Another task may take the room first: wait a little for a connection, no longer.
-    tokio::time::timeout(SPARE_CONNECTION_WAIT, pool.acquire())
-        .await
-        .ok()?
-        .ok()
-}
-
-/// The rowids of the trace's spans, read from `trace_id_index` alone.
-async fn trace_rowids(
-    conn: &mut SqliteConnection,
-    trace_id: &str,
-) -> Result<Vec<i64>, StorageError> {
-    let mut sql =
-        Sql::new("SELECT s.rowid FROM spans AS s WHERE s.bucket IN (SELECT bucket FROM segments) AND s.trace_id = ");
-    sql.text_param(trace_id);
-    let mut rowids = Vec::new();
-    let read = with_session(conn, |session| {
-        session.prepare(sql.text())?.rows(sql.params(), |row| {
-            rowids.push(row.int(0)?);
-            Ok(())
-        })
-    })
-    .await
-    .map_err(backend)?;
-    read.map_err(backend)?;
-    Ok(rowids)
-}
-
-/// Reads and writes the span rows with these rowids (rows deleted since are skipped).
-async fn read_rows(conn: &mut SqliteConnection, rowids: &[i64]) -> Result<Rows, StorageError> {
-    let mut rows = Rows {
-        fragments: Vec::with_capacity(rowids.len()),
-        ..Rows::default()
-    };
-    let read = with_session(conn, |session| {
-        for chunk in rowids.chunks(ROWIDS_PER_QUERY) {
-            let mut sql = Sql::new(SPAN_COLUMNS);
-            sql.push("s.rowid IN ")
-                .list(chunk.iter().map(|r| SqlValue::Int(*r)));
-            session.prepare(sql.text())?.rows(sql.params(), |row| {
-                let fragment = write_row(row, &mut rows.written, &mut rows.owners)?;
-                if rows.fragments.is_empty() {
-                    // Sized once from the first span, rather than grown (and copied) by
-                    // doubling: the spans of a trace are usually alike. Capped, in case
-                    // the first is an outlier.
-                    let per_span = rows.written.len() + rows.written.len() / 4;
-                    let rest = per_span.saturating_mul(rowids.len().saturating_sub(1));
-                    rows.written.reserve(rest.min(MAX_PRESIZE));
-                }
-                rows.fragments.push(fragment);
-                Ok(())
-            })?;
-        }
-        Ok::<_, direct::CallError>(())
-    })
-    .await
-    .map_err(backend)?;
-    read.map_err(backend)?;
-    Ok(rows)
 }
 
 /// Writes a span row (as [`SPAN_COLUMNS`] selects it) as `load::span_row` and
@@ -359,105 +232,4 @@ fn scope_json(scope: &InstrumentationScope) -> Vec<u8> {
     let mut out = Vec::new();
     span_json::write_scope(&mut out, scope);
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sqlite::config::SqliteConfig;
-    use crate::sqlite::query::load;
-    use crate::sqlite::schema::open_readers;
-    use crate::sqlite::test_support::{add_services, database};
-
-    const TRACE: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-
-    /// A trace of `spans` spans (rowids in span order, start times falling) and one span
-    /// of another trace. The first half of the spans belong to resource set `set-a`; the
-    /// second alternates, starting with `set-b`, so each half numbers the two sets
-    /// differently.
-    async fn store(dir: &std::path::Path, spans: i64) {
-        let mut conn = database(dir).await;
-        add_services(&mut conn, &[("set-a", "front"), ("set-b", "back")]).await;
-        for sql in [
-            "INSERT INTO scopes (id, name, version, dropped_attributes_count) \
-             VALUES (1, 'lib', '1', 0)",
-            "INSERT INTO segments (bucket, min_start_time_unix_nano, max_start_time_unix_nano, \
-             spans) VALUES (0, 1, 10000, 1)",
-        ] {
-            sqlx::query(sql).execute(&mut conn).await.unwrap();
-        }
-        sqlx::query(
-            "WITH RECURSIVE n(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM n WHERE k + 1 < ?1) \
-             INSERT INTO spans (span_id, trace_id, name, kind, start_time_unix_nano, \
-             end_time_unix_nano, dropped_span_attributes_count, span_status_message, \
-             span_status_code, dropped_resource_attributes_count, dropped_events_count, \
-             dropped_links_count, duration, ingestion_time_unix_nano, \
-             instrumentation_scope_id, bucket, resource_set_id, attributes, event_count, \
-             link_count) \
-             SELECT printf('%016x', k + 1), ?2, 'op' || k, 'Server', 10000 - k, 20000, 0, '', \
-             'Unset', 0, 0, 0, 10000 + k, 1, 1, 0, \
-             CASE WHEN k < ?1 / 2 OR k % 2 = 1 THEN 'set-a' ELSE 'set-b' END, \
-             '[[\"k\",\"Int\",' || k || ']]', 0, 0 FROM n \
-             UNION ALL SELECT 'ffffffffffffffff', 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb', 'other', \
-             'Server', 1, 2, 0, '', 'Unset', 0, 0, 0, 1, 1, 1, 0, NULL, '[]', 0, 0",
-        )
-        .bind(spans)
-        .bind(TRACE)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    }
-
-    async fn written(pool: &SqlitePool) -> (usize, Vec<u8>) {
-        let mut conn = pool.acquire().await.unwrap();
-        let mut out = Vec::new();
-        let count = write_trace(&mut conn, pool, TRACE, &mut out).await.unwrap();
-        (count, out)
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_large_trace_read_in_two_halves_is_the_trace_read_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let spans = SPLIT_AT as i64 + 100;
-        store(dir.path(), spans).await;
-        let config = |max_connections| SqliteConfig {
-            path: dir.path().join("test.db").display().to_string(),
-            max_connections,
-            ..Default::default()
-        };
-
-        // One connection: no second one to split onto.
-        let whole = open_readers(&config(1)).unwrap();
-        let (count, expected) = written(&whole).await;
-        assert_eq!(count, spans as usize);
-        assert_eq!(whole.size(), 1);
-        // What `get_trace` reads, written by `span_json`.
-        let mut conn = whole.acquire().await.unwrap();
-        let mut from_structs = Vec::new();
-        span_json::write_array(
-            &mut from_structs,
-            &load::trace(&mut conn, TRACE).await.unwrap(),
-        );
-        assert!(
-            expected == from_structs,
-            "rows and structs written differently"
-        );
-
-        // Room for two: the second half is read on a second connection, which stays open
-        // for the next read.
-        let split = open_readers(&config(4)).unwrap();
-        for _ in 0..2 {
-            let (count, json) = written(&split).await;
-            assert_eq!(count, spans as usize);
-            assert_eq!(split.size(), 2);
-            assert!(json == expected, "the halves joined differ from the whole");
-        }
-        let parsed: serde_json::Value = serde_json::from_slice(&expected).unwrap();
-        let service = |n: usize| parsed[n]["resource"]["attributes"]["service.name"].clone();
-        // Sorted by start time: the last span stored comes first.
-        assert_eq!(parsed[0]["span"]["name"], format!("op{}", spans - 1));
-        assert_eq!(service(0), "front", "odd k: set-a");
-        assert_eq!(service(1), "back", "even k in the second half: set-b");
-        assert_eq!(service(spans as usize - 1), "front");
-    }
 }
