@@ -17,11 +17,18 @@ use std::time::{Duration, Instant};
 
 const MIB: u64 = 1024 * 1024;
 /// The memory_limiter's `limit_mib` in the test config.
-const LIMIT_MIB: u64 = 200;
-/// Its `spike_limit_mib`: the soft limit is 100 MiB. Sized as the README says: what can
-/// be admitted before a check sees it, at most the requests in flight (2 floods x 8
-/// workers x 64 = 1024) x the request size (200 spans, about 78 KB) = about 80 MB.
-const SPIKE_MIB: u64 = 100;
+const LIMIT_MIB: u64 = 250;
+/// Its `spike_limit_mib`: the soft limit is 100 MiB. Sized as the README says, to what
+/// the process can still take on once it crosses the soft limit:
+/// - the requests in flight, admitted before a check saw the crossing (2 floods x 8
+///   workers x 64 = 1024) x the request size (200 spans, about 78 KB): about 80 MB;
+/// - what the pipeline holds as it drains them: the `sqlite` exporter's two consumers
+///   each prepare a batch of 8,192 spans (rows and posting lists, several times the
+///   batch's encoded size), plus the batch being filled and the one queued: 40 MB or so.
+///
+/// With a headroom of 100 MiB, debug builds peaked at 221 and 229 MiB in CI (a release
+/// build at 182): the growth over the soft limit was 120 to 130 MiB, as sized above.
+const SPIKE_MIB: u64 = 150;
 /// How far over `limit_mib` the process may go at its peak: allocator and connection
 /// buffers on top of what the spike headroom covers.
 const MARGIN_MIB: u64 = 16;
