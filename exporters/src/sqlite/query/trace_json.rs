@@ -17,6 +17,7 @@ use crate::sqlite::direct::{self, with_session, Row};
 use crate::sqlite::value::{kind_value, status_value, SqlValue};
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use sqlx::SqliteConnection;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::ops::Range;
 use teletrace_core::json_writer as json;
@@ -40,6 +41,18 @@ struct Fragment {
     has_links: bool,
 }
 
+thread_local! {
+    /// The buffer the span rows of the last trace read on this thread were written into,
+    /// emptied and kept for the next. Memory freed is handed back to the system at once
+    /// (`teletrace_core::allocator`), so a new buffer the size of a large trace's JSON
+    /// (a megabyte and more) would take a page fault per 4 KiB page filled, and as many
+    /// again for each doubling on the way.
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// The largest buffer [`SCRATCH`] keeps.
+const MAX_KEPT_SCRATCH: usize = 8 << 20;
+
 /// Appends every span of the trace as a JSON array, sorted by start time and span ID;
 /// returns how many.
 pub(crate) async fn write_trace(
@@ -50,7 +63,7 @@ pub(crate) async fn write_trace(
     let mut sql = Sql::new(SPAN_COLUMNS);
     sql.push("s.bucket IN (SELECT bucket FROM segments) AND s.trace_id = ")
         .text_param(trace_id);
-    let mut written = Vec::new();
+    let mut written = SCRATCH.take();
     let mut fragments = Vec::new();
     let mut owners = Owners::default();
     let read = with_session(conn, |session| {
@@ -121,6 +134,10 @@ pub(crate) async fn write_trace(
         out.push(b'}');
     }
     out.push(b']');
+    if written.capacity() <= MAX_KEPT_SCRATCH {
+        written.clear();
+        SCRATCH.set(written);
+    }
     Ok(fragments.len())
 }
 
