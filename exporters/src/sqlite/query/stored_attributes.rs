@@ -8,14 +8,15 @@
 //! `i64` range) is read by `serde_json`, with the same result.
 
 use super::super::value::{
-    decode_any, json_to_any, parse_double, static_type, unhex, SqlValue, BYTES, DOUBLE, MAP, SLICE,
-    STR,
+    decode_any, json_to_any, parse_double, static_type, unhex, SqlValue, BOOL, BYTES, DOUBLE, INT,
+    MAP, SLICE, STR,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value as Json;
 use std::borrow::Cow;
+use std::hash::BuildHasher as _;
 use teletrace_core::json_writer::{self, ValueStyle};
 use teletrace_core::storage::StorageError;
 
@@ -173,36 +174,86 @@ fn parse_plain(text: &str) -> Option<Vec<KeyValue>> {
 }
 
 /// Appends the attributes stored as `text` as the query API writes attributes (a JSON
-/// object, a repeated key keeping its last value; see `teletrace_core::span_json`),
-/// without building `KeyValue`s for a plain list.
+/// object, a repeated key keeping its last value; see `teletrace_core::span_json`).
+///
+/// A plain list is written as it is scanned, without building `KeyValue`s: keys,
+/// strings, integers and booleans are copied as stored, since the stored text of each is
+/// already what the query API writes (no escapes, canonical numbers); other values go
+/// through `AnyValue`. Anything else, and a list repeating a key (which this store never
+/// writes), is parsed whole and written from the `KeyValue`s.
 pub(crate) fn write_attributes_json(
     out: &mut Vec<u8>,
     text: Option<&str>,
 ) -> Result<(), StorageError> {
-    const STYLE: ValueStyle = ValueStyle::Teletrace;
-    let Some(plain) = text.map_or(Some(Vec::new()), scan_plain) else {
-        json_writer::attributes(out, &parse_attributes(text)?, STYLE, 0);
+    let Some(text) = text else {
+        out.extend_from_slice(b"{}");
         return Ok(());
     };
+    let mark = out.len();
+    if write_plain(out, text).is_none() {
+        out.truncate(mark);
+        json_writer::attributes(out, &parse_attributes(Some(text))?, STYLE, 0);
+    }
+    Ok(())
+}
+
+/// How the query API writes attribute values.
+const STYLE: ValueStyle = ValueStyle::Teletrace;
+
+/// [`write_attributes_json`] of a plain list with distinct keys; `None`, with part of it
+/// written, for anything else.
+fn write_plain(out: &mut Vec<u8>, text: &str) -> Option<()> {
+    let mut scan = Scan::new(text);
+    // Each key's hash, to tell a repeated key (compared in full only when hashes meet).
+    let mut keys: Vec<(u64, &str)> = Vec::new();
+    let hasher = foldhash::fast::FixedState::with_seed(0);
+    scan.expect(b'[')?;
     out.push(b'{');
-    let mut first = true;
-    json_writer::for_each_last(
-        &plain,
-        |(key, _)| key,
-        |(key, value)| {
-            if !first {
+    if !scan.eat(b']') {
+        loop {
+            scan.expect(b'[')?;
+            let quoted_key = scan.at;
+            let key = scan.string()?;
+            let hash = hasher.hash_one(key);
+            if keys.iter().any(|(h, k)| *h == hash && *k == key) {
+                return None;
+            }
+            keys.push((hash, key));
+            if keys.len() > 1 {
                 out.push(b',');
             }
-            first = false;
-            json_writer::key(out, key);
-            match value {
-                Plain::Str(s) => json_writer::string(out, s),
-                other => json_writer::any_value(out, Some(&other.clone().into_any()), STYLE, 0),
+            out.extend_from_slice(&scan.bytes[quoted_key..scan.at]);
+            out.push(b':');
+            scan.expect(b',')?;
+            let type_name = static_type(scan.string()?)?;
+            scan.expect(b',')?;
+            let value = scan.at;
+            let as_stored = match (type_name, scan.peek()?) {
+                (STR, b'"') => scan.string().is_some(),
+                (BOOL, b't') => scan.word("true", ()).is_some(),
+                (BOOL, b'f') => scan.word("false", ()).is_some(),
+                (INT, b'-' | b'0'..=b'9') => {
+                    matches!(scan.number(), Some(SqlValue::Int(_)))
+                        && &scan.bytes[value..scan.at] != b"-0"
+                }
+                _ => false,
+            };
+            if as_stored {
+                out.extend_from_slice(&scan.bytes[value..scan.at]);
+            } else {
+                scan.at = value;
+                let any = scan.value(type_name)?.into_any();
+                json_writer::any_value(out, Some(&any), STYLE, 0);
             }
-        },
-    );
+            scan.expect(b']')?;
+            if !scan.eat(b',') {
+                break;
+            }
+        }
+        scan.expect(b']')?;
+    }
     out.push(b'}');
-    Ok(())
+    scan.at_end().then_some(())
 }
 
 /// A value of a plain list, text borrowed: what [`decode_any`] makes of the stored type
@@ -226,11 +277,7 @@ impl Plain<'_> {
 
 /// Scans a plain list into its keys and values, borrowed from `text`.
 fn scan_plain(text: &str) -> Option<Vec<(&str, Plain<'_>)>> {
-    let mut scan = Scan {
-        text,
-        bytes: text.as_bytes(),
-        at: 0,
-    };
+    let mut scan = Scan::new(text);
     // An upper bound on the attributes: each opens a bracket.
     let mut out = Vec::with_capacity(scan.bytes.iter().filter(|b| **b == b'[').count());
     scan.expect(b'[')?;
@@ -243,28 +290,7 @@ fn scan_plain(text: &str) -> Option<Vec<(&str, Plain<'_>)>> {
         scan.expect(b',')?;
         let type_name = static_type(scan.string()?)?;
         scan.expect(b',')?;
-        let value = match scan.peek()? {
-            b'"' => {
-                let v = scan.string()?;
-                let stored = match type_name {
-                    DOUBLE => parse_double(v).map(SqlValue::Real),
-                    BYTES => unhex(v).map(SqlValue::Blob),
-                    _ => None,
-                };
-                match stored {
-                    Some(stored) => Plain::Stored(type_name, stored),
-                    // `decode_any` reads text of these types, and keeps the rest.
-                    None if matches!(type_name, SLICE | MAP | DOUBLE) => {
-                        Plain::Stored(type_name, SqlValue::Text(v.to_string()))
-                    }
-                    None => Plain::Str(v),
-                }
-            }
-            b'n' => Plain::Stored(type_name, scan.word("null", SqlValue::Null)?),
-            b't' => Plain::Stored(type_name, scan.word("true", SqlValue::Int(1))?),
-            b'f' => Plain::Stored(type_name, scan.word("false", SqlValue::Int(0))?),
-            _ => Plain::Stored(type_name, scan.number()?),
-        };
+        let value = scan.value(type_name)?;
         scan.expect(b']')?;
         out.push((key, value));
         if !scan.eat(b',') {
@@ -283,6 +309,40 @@ struct Scan<'t> {
 }
 
 impl<'t> Scan<'t> {
+    fn new(text: &'t str) -> Self {
+        Scan {
+            text,
+            bytes: text.as_bytes(),
+            at: 0,
+        }
+    }
+
+    /// The value of an attribute of type `type_name`: what [`decode_any`] makes of it.
+    fn value(&mut self, type_name: &'static str) -> Option<Plain<'t>> {
+        Some(match self.peek()? {
+            b'"' => {
+                let v = self.string()?;
+                let stored = match type_name {
+                    DOUBLE => parse_double(v).map(SqlValue::Real),
+                    BYTES => unhex(v).map(SqlValue::Blob),
+                    _ => None,
+                };
+                match stored {
+                    Some(stored) => Plain::Stored(type_name, stored),
+                    // `decode_any` reads text of these types, and keeps the rest.
+                    None if matches!(type_name, SLICE | MAP | DOUBLE) => {
+                        Plain::Stored(type_name, SqlValue::Text(v.to_string()))
+                    }
+                    None => Plain::Str(v),
+                }
+            }
+            b'n' => Plain::Stored(type_name, self.word("null", SqlValue::Null)?),
+            b't' => Plain::Stored(type_name, self.word("true", SqlValue::Int(1))?),
+            b'f' => Plain::Stored(type_name, self.word("false", SqlValue::Int(0))?),
+            _ => Plain::Stored(type_name, self.number()?),
+        })
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.at).copied()
     }
@@ -318,7 +378,7 @@ impl<'t> Scan<'t> {
         self.text.get(start..end)
     }
 
-    fn word(&mut self, word: &str, value: SqlValue) -> Option<SqlValue> {
+    fn word<T>(&mut self, word: &str, value: T) -> Option<T> {
         let end = self.at + word.len();
         (self.bytes.get(self.at..end)? == word.as_bytes()).then(|| {
             self.at = end;
@@ -461,6 +521,64 @@ mod tests {
             let serde = parse_with_serde(text).unwrap();
             assert_eq!(format!("{plain:?}"), format!("{serde:?}"), "{text}");
         }
+    }
+
+    #[test]
+    fn attributes_are_written_as_from_the_key_values() {
+        let plain = [
+            "[]",
+            r#"[["a","Str","x"]]"#,
+            r#"[["http.method","Str","GET"],["code","Int",-500],["ok","Bool",1],["no","Bool",0]]"#,
+            r#"[["d","Double","0.10000000000000001"],["e","Double",2.5e-3],["f","Double",7]]"#,
+            r#"[["inf","Double","-Inf"],["b","Bytes","00ff10"],["bad","Bytes","zz"]]"#,
+            r#"[["n","Empty",null],["t","Bool",true],["u","Bool",false],["é✓","Str","ü"]]"#,
+            r#"[["min","Int",-9223372036854775808],["zero","Int",0],["neg0","Int",-0]]"#,
+            r#"[["s","Slice","[1]"],["m","Map","{}"],["i","Int",1.5],["j","Int","7"]]"#,
+            r#"[["x","Str",1],["y","Empty","text"],["z","Int",true],["w","Bool","true"]]"#,
+            // Repeated keys: the last value is written, where the first was.
+            r#"[["a","Int",1],["b","Str","x"],["a","Int",2]]"#,
+        ];
+        let other = [
+            r#"[["k\"ey","Str","v"],["k\"ey","Str","w"]]"#,
+            r#"[["k","Str","a\nb"]]"#,
+            r#"[["raw","Slice",[true]]]"#,
+            r#"[["big","Int",18446744073709551615]]"#,
+        ];
+        for text in plain.iter().chain(&other) {
+            let mut expected = Vec::new();
+            json_writer::attributes(
+                &mut expected,
+                &parse_attributes(Some(text)).unwrap(),
+                STYLE,
+                0,
+            );
+            let mut written = b"before".to_vec();
+            write_attributes_json(&mut written, Some(text)).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&written[6..]),
+                String::from_utf8_lossy(&expected),
+                "{text}"
+            );
+            assert_eq!(&written[..6], b"before");
+        }
+        // Copied as stored: integers, strings and booleans; the rest re-written.
+        let mut written = Vec::new();
+        write_attributes_json(
+            &mut written,
+            Some(r#"[["i","Int",-12],["s","Str","ü"],["b","Bool",false],["d","Double",2.50]]"#),
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            r#"{"i":-12,"s":"ü","b":false,"d":2.5}"#
+        );
+        let mut written = Vec::new();
+        write_attributes_json(&mut written, None).unwrap();
+        assert_eq!(written, b"{}");
+        // What neither reader takes is an error, and nothing is left half-written.
+        let mut written = b"x".to_vec();
+        assert!(write_attributes_json(&mut written, Some(r#"[["k","Str"]]"#)).is_err());
+        assert_eq!(written, b"x");
     }
 
     #[test]
