@@ -227,11 +227,7 @@ pub fn attributes_except(
 /// Calls `f` for each item whose key (as `key` reads it) does not appear again later in
 /// the list, in order: how an attribute list becomes a JSON object where a repeated key
 /// keeps its last value.
-pub fn for_each_last<'a, T>(
-    items: &'a [T],
-    key: impl Fn(&'a T) -> &'a str,
-    mut f: impl FnMut(&'a T),
-) {
+fn for_each_last<'a, T>(items: &'a [T], key: impl Fn(&'a T) -> &'a str, mut f: impl FnMut(&'a T)) {
     if items.len() <= 16 {
         for (i, item) in items.iter().enumerate() {
             let k = key(item);
