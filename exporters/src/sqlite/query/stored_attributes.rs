@@ -1,11 +1,13 @@
 //! Span, event and link attributes as the store keeps them on the row:
 //! `[[key, type, value], ...]` (JSON text, written by `sqlite::attributes` and by
-//! `load::attributes_json`), read back into OTLP `KeyValue`s.
+//! `load::attributes_json`), read back into OTLP `KeyValue`s ([`parse_attributes`]) or
+//! written straight into the query API's JSON ([`write_attributes_json`]).
 //!
 //! Most attribute lists are plain (keys and strings without escapes, scalar values);
 //! those are read by a scanner made for exactly that, which allocates only the keys and
-//! strings it returns. Anything else (an escape, a nested array or map, a number out of
-//! `i64` range) is read by `serde_json`, with the same result.
+//! strings it returns, and written as they are scanned. Anything else (an escape, a
+//! nested array or map, a number out of `i64` range) is read by `serde_json`, with the
+//! same result.
 
 use super::super::value::{
     decode_any, json_to_any, parse_double, static_type, unhex, SqlValue, BOOL, BYTES, DOUBLE, INT,
