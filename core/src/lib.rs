@@ -4,6 +4,7 @@
 //! Component crates depend on this crate only; the `teletrace` binary links them.
 
 pub mod allocator;
+pub mod buffer_pool;
 pub mod component;
 pub mod config;
 pub mod consumer;

@@ -736,6 +736,18 @@ async fn sqlite_bench_reads_on_kept_database() {
     let mut structs_json = Vec::new();
     let mut rows_json = Vec::new();
     let mut http = Vec::new();
+    // SQLITE_BENCH_ONLY=http: only the HTTP requests, for a profile of that path alone.
+    if std::env::var("SQLITE_BENCH_ONLY").is_ok_and(|only| only == "http") {
+        let mut http = Vec::new();
+        for _ in 0..env("SQLITE_BENCH_REPEAT", 50) {
+            http.push(client.get(2000).await);
+        }
+        println!(
+            "GET /v1/trace/{{id}} over HTTP (2,000 spans): {}",
+            percentiles(http)
+        );
+        return;
+    }
     for _ in 0..env("SQLITE_BENCH_REPEAT", 50) {
         let t = Instant::now();
         let spans = store.reader.get_trace(&big_id).await.unwrap();

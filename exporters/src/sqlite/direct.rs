@@ -285,9 +285,7 @@ impl Row<'_> {
 
     /// The column as text; `None` when NULL. Text that is not UTF-8 is an error.
     pub(crate) fn text(&self, column: c_int) -> Result<Option<&str>> {
-        if self.is_null(column)? {
-            return Ok(None);
-        }
+        self.check(column)?;
         let stmt = self.stmt.as_ptr();
         // SAFETY: as in `is_null`. `column_text` is called before `column_bytes`, as
         // SQLite asks, so the length is that of the UTF-8 text returned.
@@ -298,8 +296,13 @@ impl Row<'_> {
             )
         };
         if text.is_null() {
-            // Out of memory while converting.
-            return Err(misuse("SQLite returned no text for a column"));
+            // NULL, or out of memory while converting (SQLite's own way to tell them
+            // apart: the type of a value it could not convert is not NULL).
+            return if self.is_null(column)? {
+                Ok(None)
+            } else {
+                Err(misuse("SQLite returned no text for a column"))
+            };
         }
         // SAFETY: SQLite returned `len` bytes at `text`, which stay valid until the next
         // step, reset or finalize of the statement, none of which can happen while this
@@ -483,7 +486,8 @@ mod tests {
         let mut conn = memory().await;
         sqlx::query(
             "CREATE TABLE t (a INTEGER, b TEXT); \
-             INSERT INTO t VALUES (1, 'one'), (2, NULL), (3, 'dr\u{e9}i'), (4, CAST(x'ff' AS TEXT))",
+             INSERT INTO t VALUES (1, 'one'), (2, NULL), (3, 'dr\u{e9}i'), (4, CAST(x'ff' AS TEXT)), \
+             (-1, ''), (0, x'')",
         )
         .execute(&mut conn)
         .await
@@ -506,6 +510,9 @@ mod tests {
         assert_eq!(
             seen,
             [
+                // Empty text and an empty blob are empty text, not NULL.
+                (-1, Some(String::new()), false),
+                (0, Some(String::new()), false),
                 (1, Some("one".to_string()), false),
                 (2, None, true),
                 (3, Some("dr\u{e9}i".to_string()), false)
@@ -525,7 +532,7 @@ mod tests {
             })
             .unwrap_err();
         assert!(err.message.contains("not UTF-8"), "{err}");
-        assert_eq!(calls, 4);
+        assert_eq!(calls, 6);
         // Reset after an error: the statement runs again.
         let mut count = 0;
         select
@@ -534,7 +541,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        assert_eq!(count, 2);
+        assert_eq!(count, 4);
         assert!(
             select.rows(&[], |_| Ok(())).is_err(),
             "parameters are counted"

@@ -25,6 +25,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+use teletrace_core::buffer_pool;
 use teletrace_core::storage::{SearchRequest, StorageError, TraceReader};
 
 /// What the v1 handlers share.
@@ -121,7 +122,7 @@ impl From<PathRejection> for ApiError {
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// A JSON answer written beforehand (see [`model::spans_response`]).
-struct JsonBody(Vec<u8>);
+struct JsonBody(Bytes);
 
 impl IntoResponse for JsonBody {
     fn into_response(self) -> Response {
@@ -164,10 +165,9 @@ async fn search(
         limit: model::PAGE_SIZE,
     };
     let response = state.reader.search(&request).await?;
-    Ok(JsonBody(model::spans_response(
-        response.next_token.as_deref(),
-        &response.spans,
-    )))
+    Ok(JsonBody(
+        model::spans_response(response.next_token.as_deref(), &response.spans).into(),
+    ))
 }
 
 async fn get_trace(
@@ -176,7 +176,10 @@ async fn get_trace(
 ) -> Result<JsonBody, ApiError> {
     let Path(text) = trace_id?;
     let id = model::parse_trace_id(text.trim())?;
-    let mut body = model::spans_response_head(None);
+    // A large trace's JSON is megabytes: written into a kept buffer, which goes back
+    // to the pool once the answer is sent (`buffer_pool`).
+    let mut body = buffer_pool::take();
+    model::write_spans_response_head(&mut body, None);
     let spans = state.reader.write_trace_json(&id, &mut body).await?;
     if spans == 0 {
         return Err(ApiError::new(
@@ -185,7 +188,7 @@ async fn get_trace(
         ));
     }
     body.push(b'}');
-    Ok(JsonBody(body))
+    Ok(JsonBody(body.into_bytes()))
 }
 
 async fn tags(State(state): State<ApiState>) -> ApiResult<model::TagsResponseV1> {

@@ -431,27 +431,26 @@ pub struct ResponseMetadataV1 {
 /// "spans": [...]}`, each span in the v1 shape of [`teletrace_core::span_json`], written
 /// straight into the body (no tree of JSON values per span in between).
 pub fn spans_response(next_token: Option<&str>, spans: &[StoredSpan]) -> Vec<u8> {
-    let mut out = spans_response_head(next_token);
+    let mut out = Vec::new();
+    write_spans_response_head(&mut out, next_token);
     span_json::write_array(&mut out, spans);
     out.push(b'}');
     out
 }
 
-/// The answer of [`spans_response`] up to its span list: `{"metadata":...,"spans":`.
-/// The caller appends the list and the closing `}`.
-pub fn spans_response_head(next_token: Option<&str>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
+/// Appends the answer of [`spans_response`] up to its span list:
+/// `{"metadata":...,"spans":`. The caller appends the list and the closing `}`.
+pub fn write_spans_response_head(out: &mut Vec<u8>, next_token: Option<&str>) {
     out.extend_from_slice(b"{\"metadata\":");
     match next_token {
         Some(token) => {
             out.extend_from_slice(b"{\"nextToken\":");
-            json_writer::string(&mut out, token);
+            json_writer::string(out, token);
             out.push(b'}');
         }
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"spans\":");
-    out
 }
 
 /// `GET /v1/tags` answer: `{"Tags": [...]}` (capital T, as Teletrace wrote it).

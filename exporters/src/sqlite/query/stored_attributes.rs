@@ -17,6 +17,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value as Json;
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::hash::BuildHasher as _;
 use teletrace_core::json_writer::{self, ValueStyle};
@@ -206,8 +207,9 @@ const STYLE: ValueStyle = ValueStyle::Teletrace;
 /// written, for anything else.
 fn write_plain(out: &mut Vec<u8>, text: &str) -> Option<()> {
     let mut scan = Scan::new(text);
-    // Each key's hash, to tell a repeated key (compared in full only when hashes meet).
-    let mut keys: Vec<(u64, &str)> = Vec::new();
+    // Each key's hash, to tell a repeated key (compared in full only when hashes meet);
+    // on the stack for up to 16 attributes.
+    let mut keys: SmallVec<[(u64, &str); 16]> = SmallVec::new();
     let hasher = foldhash::fast::FixedState::with_seed(0);
     scan.expect(b'[')?;
     out.push(b'{');

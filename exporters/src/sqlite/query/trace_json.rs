@@ -17,9 +17,9 @@ use crate::sqlite::direct::{self, with_session, Row};
 use crate::sqlite::value::{kind_value, status_value, SqlValue};
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use sqlx::SqliteConnection;
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::ops::Range;
+use teletrace_core::buffer_pool;
 use teletrace_core::json_writer as json;
 use teletrace_core::span_json;
 use teletrace_core::storage::StorageError;
@@ -30,7 +30,9 @@ struct Fragment {
     /// Sort key: start time, then span ID (as bytes, which is the order of their
     /// lowercase hex).
     start: u64,
-    span_id: String,
+    /// Where the span ID is in the rows' buffer (between the quotes `id` wrote): as
+    /// `load` keys events and links, lowercase hex, empty when not hex.
+    span_id: Range<usize>,
     /// `"span":{"traceId":...,"droppedAttributesCount":N`.
     head: Range<usize>,
     dropped_events: u32,
@@ -40,18 +42,6 @@ struct Fragment {
     has_events: bool,
     has_links: bool,
 }
-
-thread_local! {
-    /// The buffer the span rows of the last trace read on this thread were written into,
-    /// emptied and kept for the next. Memory freed is handed back to the system at once
-    /// (`teletrace_core::allocator`), so a new buffer the size of a large trace's JSON
-    /// (a megabyte and more) would take a page fault per 4 KiB page filled, and as many
-    /// again for each doubling on the way.
-    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-}
-
-/// The largest buffer [`SCRATCH`] keeps.
-const MAX_KEPT_SCRATCH: usize = 8 << 20;
 
 /// Appends every span of the trace as a JSON array, sorted by start time and span ID;
 /// returns how many.
@@ -63,7 +53,9 @@ pub(crate) async fn write_trace(
     let mut sql = Sql::new(SPAN_COLUMNS);
     sql.push("s.bucket IN (SELECT bucket FROM segments) AND s.trace_id = ")
         .text_param(trace_id);
-    let mut written = SCRATCH.take();
+    // The rows' JSON, a megabyte and more for a large trace: a kept buffer, whose pages
+    // need no faulting in (`buffer_pool`).
+    let mut written = buffer_pool::take();
     let mut fragments = Vec::new();
     let mut owners = Owners::default();
     let read = with_session(conn, |session| {
@@ -76,11 +68,12 @@ pub(crate) async fn write_trace(
     .map_err(backend)?;
     read.map_err(backend)?;
 
+    let span_id = |f: &Fragment| &written[f.span_id.clone()];
     let ids = |has: fn(&Fragment) -> bool| -> Vec<SqlValue> {
         fragments
             .iter()
             .filter(|f| has(f))
-            .map(|f| SqlValue::Text(f.span_id.clone()))
+            .map(|f| SqlValue::Text(String::from_utf8_lossy(span_id(f)).into_owned()))
             .collect()
     };
     let events = load_events(conn, &ids(|f| f.has_events)).await?;
@@ -90,54 +83,62 @@ pub(crate) async fn write_trace(
     let mut order: Vec<usize> = (0..fragments.len()).collect();
     order.sort_unstable_by(|a, b| {
         let (a, b) = (&fragments[*a], &fragments[*b]);
-        (a.start, &a.span_id).cmp(&(b.start, &b.span_id))
+        (a.start, span_id(a)).cmp(&(b.start, span_id(b)))
     });
-    let owner_bytes: usize = order
-        .iter()
-        .map(|i| {
-            let owner = &owners.of_span[*i];
-            resources.get(&owner.resource_key()).map_or(0, Vec::len)
-                + scopes.get(&owner.scope_id).map_or(0, Vec::len)
-        })
-        .sum();
-    out.reserve(written.len() + owner_bytes + fragments.len() * 128 + 2);
     // Every span's resource and scope is in the maps; a span whose scope row is gone
     // gets the empty scope, as `get_trace` gives it.
     let mut empty_resource = Vec::new();
     span_json::write_resource(&mut empty_resource, &Default::default());
     let empty_scope = scope_json(&InstrumentationScope::default());
+    // Each span's resource and scope JSON, in the order read. Spans of one resource and
+    // scope come together, so a lookup is made only where they change.
+    let mut last: Option<(ResourceKey, i64, &[u8], &[u8])> = None;
+    let owner_json: Vec<(&[u8], &[u8])> = owners
+        .of_span
+        .iter()
+        .map(|owner| {
+            let (resource_key, scope_id) = (owner.resource_key(), owner.scope_id);
+            match last {
+                Some((k, s, resource, scope)) if k == resource_key && s == scope_id => {
+                    (resource, scope)
+                }
+                _ => {
+                    let resource = resources.get(&resource_key).unwrap_or(&empty_resource);
+                    let scope = scopes.get(&scope_id).unwrap_or(&empty_scope);
+                    last = Some((resource_key, scope_id, resource, scope));
+                    (resource.as_slice(), scope.as_slice())
+                }
+            }
+        })
+        .collect();
+    let owner_bytes: usize = owner_json.iter().map(|(r, s)| r.len() + s.len()).sum();
+    out.reserve(written.len() + owner_bytes + fragments.len() * 128 + 2);
     out.push(b'[');
     for (n, i) in order.iter().enumerate() {
-        let (fragment, owner) = (&fragments[*i], &owners.of_span[*i]);
+        let (fragment, (resource, scope)) = (&fragments[*i], owner_json[*i]);
         if n > 0 {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"resource\":");
-        out.extend_from_slice(
-            resources
-                .get(&owner.resource_key())
-                .unwrap_or(&empty_resource),
-        );
+        out.extend_from_slice(resource);
         out.extend_from_slice(b",\"scope\":");
-        out.extend_from_slice(scopes.get(&owner.scope_id).unwrap_or(&empty_scope));
+        out.extend_from_slice(scope);
         out.push(b',');
         out.extend_from_slice(&written[fragment.head.clone()]);
         out.extend_from_slice(b",\"events\":");
-        let span_events = events.get(&fragment.span_id);
+        // Hex digits, as `id` wrote them.
+        let key = std::str::from_utf8(span_id(fragment)).unwrap_or_default();
+        let span_events = events.get(key);
         span_json::write_events(out, span_events.map_or(&[], Vec::as_slice));
         out.extend_from_slice(b",\"droppedEventsCount\":");
         json::uint(out, fragment.dropped_events.into());
         out.extend_from_slice(b",\"links\":");
-        let span_links = links.get(&fragment.span_id);
+        let span_links = links.get(key);
         span_json::write_links(out, span_links.map_or(&[], Vec::as_slice));
         out.extend_from_slice(&written[fragment.tail.clone()]);
         out.push(b'}');
     }
     out.push(b']');
-    if written.capacity() <= MAX_KEPT_SCRATCH {
-        written.clear();
-        SCRATCH.set(written);
-    }
     Ok(fragments.len())
 }
 
@@ -149,8 +150,9 @@ fn write_row(row: &Row<'_>, out: &mut Vec<u8>, owners: &mut Owners) -> direct::R
     out.extend_from_slice(b"\"span\":{\"traceId\":");
     id(out, row.text(1)?);
     out.extend_from_slice(b",\"spanId\":");
-    let span_id = row.text(0)?;
-    id(out, span_id);
+    let span_id = out.len() + 1..;
+    id(out, row.text(0)?);
+    let span_id = span_id.start..out.len() - 1;
     out.extend_from_slice(b",\"traceState\":");
     json::string(out, text(2)?);
     out.extend_from_slice(b",\"parentSpanId\":");
@@ -192,8 +194,7 @@ fn write_row(row: &Row<'_>, out: &mut Vec<u8>, owners: &mut Owners) -> direct::R
     owners.push(row.text(17)?, to_u32(row.int(11)?), row.int(16)?);
     Ok(Fragment {
         start: start_time,
-        // As `load` keys events and links: the span ID decoded and written again.
-        span_id: normalized_id(span_id).unwrap_or_default(),
+        span_id,
         head,
         dropped_events: to_u32(row.int(12)?),
         tail,
@@ -214,11 +215,6 @@ fn id(out: &mut Vec<u8>, text: Option<&str>) {
 
 fn is_hex_id(text: &str) -> bool {
     text.len().is_multiple_of(2) && text.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// The lowercase form of hex text of whole bytes; `None` when it is not that.
-fn normalized_id(text: Option<&str>) -> Option<String> {
-    text.filter(|t| is_hex_id(t)).map(str::to_ascii_lowercase)
 }
 
 /// The JSON of each resource and scope the spans name, written once each.
