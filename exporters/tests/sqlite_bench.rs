@@ -12,7 +12,8 @@
 //! `SQLITE_BENCH_CONFIG` adds exporter config (`sending_queue: {queue_size: 4}`);
 //! `SQLITE_BENCH_DROP` (`;`-separated SQL, e.g. `DROP INDEX duration_index`) runs before
 //! the ingest measurement, to see what an index costs; `SQLITE_BENCH_KEEP=1` keeps the
-//! query benchmark's database for `sqlite_bench_reads_on_kept_database`. Span and trace
+//! query benchmark's database for `sqlite_bench_reads_on_kept_database`, and
+//! `SQLITE_BENCH_ONLY=http` makes that run make only the HTTP requests (to profile them). Span and trace
 //! IDs are random-looking, as SDKs make them; the ingest run prints each thread's CPU
 //! seconds and the CPU time the hypervisor stole meanwhile.
 #![cfg(feature = "sqlite")]
