@@ -69,11 +69,13 @@ pub(crate) async fn write_trace(
     read.map_err(backend)?;
 
     let span_id = |f: &Fragment| &written[f.span_id.clone()];
+    // The span ID as `load` keys events and links: the hex digits `id` wrote.
+    let span_key = |f: &Fragment| std::str::from_utf8(span_id(f)).unwrap_or_default();
     let ids = |has: fn(&Fragment) -> bool| -> Vec<SqlValue> {
         fragments
             .iter()
             .filter(|f| has(f))
-            .map(|f| SqlValue::Text(String::from_utf8_lossy(span_id(f)).into_owned()))
+            .map(|f| SqlValue::Text(span_key(f).to_string()))
             .collect()
     };
     let events = load_events(conn, &ids(|f| f.has_events)).await?;
@@ -126,8 +128,7 @@ pub(crate) async fn write_trace(
         out.push(b',');
         out.extend_from_slice(&written[fragment.head.clone()]);
         out.extend_from_slice(b",\"events\":");
-        // Hex digits, as `id` wrote them.
-        let key = std::str::from_utf8(span_id(fragment)).unwrap_or_default();
+        let key = span_key(fragment);
         let span_events = events.get(key);
         span_json::write_events(out, span_events.map_or(&[], Vec::as_slice));
         out.extend_from_slice(b",\"droppedEventsCount\":");
